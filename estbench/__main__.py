@@ -1,0 +1,3 @@
+from estbench.cli import main
+
+main()

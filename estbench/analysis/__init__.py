@@ -1,0 +1,1 @@
+"""Analyses over the store: SQL for joins/grouping/ranking, numpy/scipy for the rest."""

@@ -1,0 +1,363 @@
+"""The estbench command line. Commands are thin: parse, build a config, call one
+library function, render. Heavy imports (torch, duckdb) happen inside commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable, List
+
+import typer
+
+from estbench.errors import EstbenchError
+
+app = typer.Typer(
+    help="Evaluate efficient architecture-performance estimators (zero-shot proxies, one-shot "
+    "supernets) on NAS benchmarks: score every architecture, cache scores in a DuckDB store, "
+    "and compute ranking criteria and reports (Ning et al., NeurIPS 2021).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+truth_app = typer.Typer(help="Load and list ground truth (benchmark accuracies).", no_args_is_help=True)
+app.add_typer(truth_app, name="truth")
+
+StoreOpt = typer.Option(None, "--store", envvar="ESTBENCH_STORE", help="DuckDB store file [default: estbench.duckdb].")
+DataOpt = typer.Option(
+    None,
+    "--data-dir",
+    envvar="ESTBENCH_DATA",
+    help="Data directory (datasets, benchmark files); then ./data, ../shared/data.",
+)
+FormatOpt = typer.Option("table", "--format", "-f", help="Output: table, csv, json, markdown or latex.")
+SpaceOpt = typer.Option(..., "--space", "-s", help="Search space (see `estbench list spaces`).")
+TruthOpt = typer.Option(
+    "cifar10-test", "--truth", "-t", help="Truth metric, e.g. cifar10-test (see `estbench truth list`)."
+)
+ProtocolOpt = typer.Option(
+    "deiso",
+    "--protocol",
+    help="iso (every arch), deiso (one point per isomorphism class, the paper's NB201 protocol) or deiso-computational.",
+)
+EstOpt = typer.Option(None, "--estimator", "-e", help="Estimator (repeatable); default: every scored estimator.")
+EpochOpt = typer.Option(None, "--epoch", help="Epoch (repeatable; 0 = untrained); default: all.")
+SeedOpt = typer.Option(None, "--seed", help="Seed (repeatable); default: mean over all seeds.")
+
+
+def _fail(exc: EstbenchError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn every EstbenchError into one line on stderr and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except EstbenchError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            typer.echo("interrupted; finished chunks are saved, rerun to continue", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _echo(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _store(path: str | None, read_only: bool = False):
+    from estbench.store.store import open_store
+
+    return open_store(path, read_only=read_only)
+
+
+# ---- list -------------------------------------------------------------------------
+@app.command("list")
+@handle_errors
+def list_cmd(
+    what: str = typer.Argument("estimators", help="spaces or estimators"),
+    fmt: str = FormatOpt,
+) -> None:
+    """List registered spaces or estimators."""
+    from estbench.estimators import ESTIMATORS
+    from estbench.report.render import render
+    from estbench.spaces import SPACES
+
+    tables = {
+        "spaces": (["space", "description"], [[n, SPACES.meta(n).get("description", "")] for n in SPACES.names()]),
+        "estimators": (
+            ["estimator", "kind", "higher_is_better", "description"],
+            [
+                [n, m["kind"], m["higher_is_better"], m.get("description", "")]
+                for n in ESTIMATORS.names()
+                for m in [ESTIMATORS.meta(n)]
+            ],
+        ),
+    }
+    if what not in tables:
+        from estbench.errors import BadInput
+
+        raise BadInput(f"cannot list {what!r} (spaces, estimators)")
+    _echo(render(*tables[what], fmt=fmt))
+
+
+# ---- truth ------------------------------------------------------------------------
+@truth_app.command("load")
+@handle_errors
+def truth_load(
+    space: str = SpaceOpt,
+    file: str | None = typer.Option(
+        None, "--file", help="Truth file or directory; default: looked up in the data directory."
+    ),
+    source: str = typer.Option(
+        "auto",
+        "--source",
+        help="auto, table (estbench CSV), nats-simple (NATS-tss-v1_0-3ffb9-simple dir) or nb201-pth.",
+    ),
+    metric: List[str] | None = typer.Option(None, "--metric", "-m", help="Load only these metrics (repeatable)."),
+    store: str | None = StoreOpt,
+    data_dir: str | None = DataOpt,
+) -> None:
+    """Load ground truth for a space into the store (replaces the metrics it loads)."""
+    from estbench.data.lookup import DataDir
+    from estbench.spaces import get_space
+    from estbench.truth.load import load_truth
+
+    sp = get_space(space)
+    data = DataDir(data_dir)
+    with _store(store) as st:
+        infos, n = load_truth(st, sp, data, file, source, list(metric or []))
+    typer.echo(f"loaded {n} values of {len(infos)} metrics for {space}: {', '.join(sorted(infos))}", err=True)
+
+
+@truth_app.command("list")
+@handle_errors
+def truth_list(
+    space: str | None = typer.Option(None, "--space", "-s"), store: str | None = StoreOpt, fmt: str = FormatOpt
+) -> None:
+    """List the truth metrics in the store."""
+    from estbench.report.render import render
+
+    with _store(store, read_only=True) as st:
+        cols, rows = st.query(
+            "SELECT m.space, m.metric, m.epoch, m.seed_mean, count(t.value) AS archs, m.source "
+            "FROM metrics m LEFT JOIN truth t USING (space, metric) WHERE ? IS NULL OR m.space = ? "
+            "GROUP BY ALL ORDER BY 1, 2",
+            [space, space],
+        )
+    _echo(render(cols, rows, fmt))
+
+
+# ---- score ------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def score(
+    space: str = SpaceOpt,
+    estimator: List[str] | None = typer.Option(
+        None, "--estimator", "-e", help="Estimator to run (repeatable), e.g. params, flops, relu."
+    ),
+    zse: List[str] | None = typer.Option(None, "--zse", help="Zero-shot estimator (repeatable) or 'all'."),
+    archs: str = typer.Option(
+        "all",
+        "--archs",
+        "-a",
+        help="all, A:B (id range), sample:N[@SEED], with-truth, deiso, or a file of arch strings.",
+    ),
+    c: int | None = typer.Option(None, "--channels", help="Initial channels C of the network (space default)."),
+    n: int | None = typer.Option(None, "--cells", help="Cells per stage N (space default)."),
+    num_classes: int | None = typer.Option(None, "--classes", help="Number of classes (space default)."),
+    chunk_size: int = typer.Option(
+        500, "--chunk-size", help="Rows per write transaction (a kill loses at most one chunk)."
+    ),
+    store: str | None = StoreOpt,
+    data_dir: str | None = DataOpt,
+) -> None:
+    """Score architectures with estimators and cache every score in the store.
+
+    Resumable: keys already in the store are skipped, so rerunning a killed run
+    computes only what is missing."""
+    from estbench.config import ScoreConfig
+    from estbench.data.lookup import DataDir
+    from estbench.errors import BadInput
+    from estbench.estimators import ESTIMATORS
+    from estbench.scoring import score as run_score
+    from estbench.selection import ensure_archs, select_archs
+    from estbench.spaces import get_space
+
+    sp = get_space(space)
+    names = list(estimator or [])
+    for z in zse or []:
+        if z == "all":
+            zs = ESTIMATORS.names(kind="zeroshot")
+            if not zs:
+                raise BadInput("no zero-shot estimators are registered in this version of estbench")
+            names += zs
+        else:
+            if ESTIMATORS.entry(z).meta["kind"] != "zeroshot":
+                raise BadInput(f"{z} is not a zero-shot estimator; pass it with --estimator")
+            names.append(z)
+    if not names:
+        raise BadInput("nothing to score: pass --estimator NAME or --zse NAME (see `estbench list estimators`)")
+    for name in names:
+        ESTIMATORS.entry(name)
+    names = list(dict.fromkeys(names))
+    cfg = ScoreConfig(space=space, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size)
+    with _store(store) as st:
+        ensure_archs(st, sp, DataDir(data_dir))
+        ids = select_archs(st, sp, archs)
+        with _progress() as prog:
+            summaries = run_score(st, sp, names, ids, cfg, prog)
+    for s in summaries:
+        typer.echo(
+            f"{s.estimator} [{s.config_hash}]: {s.requested} archs, {s.cached} cached, {s.computed} computed "
+            f"({s.failed} failed, {s.nonfinite} non-finite) in {s.seconds:.1f}s",
+            err=True,
+        )
+
+
+class _progress:
+    """A rich progress bar per estimator (archs/s, ETA) on stderr, quiet when piped."""
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+            console=console, disable=not console.is_terminal,
+        )  # fmt: skip
+        self.tasks: dict[str, int] = {}
+        self.bar.start()
+        return self
+
+    def __call__(self, name: str, advance: int, total: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(name, total=total, rate="")
+        task = self.tasks[name]
+        self.bar.advance(task, advance)
+        speed = self.bar.tasks[task].speed
+        self.bar.update(task, rate=f"{speed:,.0f} archs/s" if speed else "")
+
+    def __exit__(self, *exc):
+        self.bar.stop()
+
+
+# ---- criteria / report ------------------------------------------------------------
+def _parse_ks(ks: List[str] | None) -> tuple[float, ...]:
+    from estbench.analysis.criteria import DEFAULT_KS
+    from estbench.errors import BadInput
+
+    if not ks:
+        return DEFAULT_KS
+    out = []
+    for k in ks:
+        try:
+            v = float(k[:-1]) / 100 if k.endswith("%") else float(k)
+        except ValueError:
+            raise BadInput(f"--k {k!r}: expected a proportion like 0.05 or 5%") from None
+        if not 0 < v <= 1:
+            raise BadInput(f"--k {k!r}: must lie in (0, 1]")
+        out.append(v)
+    return tuple(out)
+
+
+@app.command()
+@handle_errors
+def criteria(
+    space: str = SpaceOpt,
+    truth: str = TruthOpt,
+    protocol: str = ProtocolOpt,
+    estimator: List[str] | None = EstOpt,
+    epoch: List[int] | None = EpochOpt,
+    seed: List[int] | None = SeedOpt,
+    k: List[str] | None = typer.Option(
+        None, "--k", help="Proportions K for P@top/bottomK, BR@K, WR@K (repeatable; default 0.1%..50%)."
+    ),
+    store: str | None = StoreOpt,
+    fmt: str = FormatOpt,
+) -> None:
+    """Ranking criteria (paper Sec. 3) of every scored estimator against a truth metric.
+
+    One row per estimator (and config / epoch): LC, KD (Kendall tau-b), SpearmanR,
+    mean estimate, and P@topK, P@bottomK, BR@K, WR@K for every K."""
+    from estbench.analysis.evaluate import evaluate
+    from estbench.report.render import render
+    from estbench.report.tables import criteria_rows
+
+    ks = _parse_ks(k)
+    with _store(store, read_only=True) as st:
+        groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, ks)
+    cols, rows = criteria_rows(groups, ks)
+    _echo(render(cols, rows, fmt, title=f"{space} vs {truth} ({protocol})"))
+
+
+@app.command()
+@handle_errors
+def report(
+    space: str = SpaceOpt,
+    truth: str = TruthOpt,
+    protocol: str = ProtocolOpt,
+    estimator: List[str] | None = EstOpt,
+    epoch: List[int] | None = EpochOpt,
+    seed: List[int] | None = SeedOpt,
+    store: str | None = StoreOpt,
+    fmt: str = FormatOpt,
+) -> None:
+    """The paper's Table A9 layout: KD / SpearmanR / P@top5% / P@bottom5% / BR@5% per estimator."""
+    from estbench.analysis.evaluate import evaluate
+    from estbench.report.render import render
+    from estbench.report.tables import a9_rows
+
+    with _store(store, read_only=True) as st:
+        groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, (0.05,))
+    cols, rows = a9_rows(groups)
+    _echo(render(cols, rows, fmt, title=f"Table A9 layout: {space}, truth {truth}, protocol {protocol}"))
+
+
+# ---- sql / export -----------------------------------------------------------------
+@app.command()
+@handle_errors
+def sql(
+    query: str = typer.Argument(
+        ...,
+        help="SQL to run on the store (tables: archs, truth, metrics, scores, estimators, configs, runs; view score_mean).",
+    ),
+    store: str | None = StoreOpt,
+    fmt: str = FormatOpt,
+    write: bool = typer.Option(False, "--write", help="Open the store writable (default: read-only)."),
+) -> None:
+    """Run SQL on the store and print the rows."""
+    from estbench.report.render import render
+
+    with _store(store, read_only=not write) as st:
+        cols, rows = st.query(query)
+    _echo(render(cols, rows, fmt, digits=6))
+
+
+@app.command()
+@handle_errors
+def export(
+    directory: str = typer.Argument(..., help="Directory to write <table>.parquet files into."),
+    table: List[str] | None = typer.Option(None, "--table", help="Table or view to export (repeatable); default: all."),
+    store: str | None = StoreOpt,
+) -> None:
+    """Export the store's tables as Parquet files."""
+    with _store(store, read_only=True) as st:
+        paths = st.export_parquet(directory, table)
+    for p in paths:
+        typer.echo(str(p))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Rendering rows (terminal table / csv / json / markdown / latex) and reports."""

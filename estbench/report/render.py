@@ -1,0 +1,119 @@
+"""One renderer for rows. ``table`` is a rich table for people; ``csv``, ``json``,
+``markdown`` and ``latex`` print nothing but the rows (machine formats keep full
+precision, human formats round floats to ``digits``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Sequence
+
+from estbench.errors import BadInput
+
+FORMATS = ("table", "csv", "json", "markdown", "latex")
+
+
+def _human(v: Any, digits: int) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if abs(v) >= 1e7:
+            return f"{v:.{digits}e}"
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if hasattr(v, "item"):  # numpy scalars
+        return _plain(v.item())
+    return v
+
+
+def render(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table", title: str | None = None, digits: int = 3
+) -> str:
+    """Return the rows rendered in ``fmt`` (table output includes rich markup)."""
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    return _RENDERERS[fmt](list(columns), [list(r) for r in rows], title, digits)
+
+
+def _csv(cols, rows, title, digits) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow(["" if v is None else _plain(v) for v in r])
+    return buf.getvalue()
+
+
+def _json(cols, rows, title, digits) -> str:
+    return json.dumps([{c: _plain(v) for c, v in zip(cols, r)} for r in rows], indent=1) + "\n"
+
+
+def _markdown(cols, rows, title, digits) -> str:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(esc(_human(v, digits)) for v in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_ESC = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def _latex(cols, rows, title, digits) -> str:
+    def esc(s: str) -> str:
+        return "".join(_LATEX_ESC.get(ch, ch) for ch in s)
+
+    lines = [
+        r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}",
+        r"\toprule",
+        " & ".join(esc(c) for c in cols) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(esc(_human(v, digits)) for v in r) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _table(cols, rows, title, digits) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for i, c in enumerate(cols):
+        numeric = any(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows)
+        table.add_column(c, justify="right" if numeric else "left")
+    for r in rows:
+        table.add_row(*(_human(v, digits) for v in r))
+    console = Console(file=io.StringIO(), width=200, force_terminal=False, color_system=None)
+    console.print(table)
+    return console.file.getvalue()
+
+
+_RENDERERS = {"table": _table, "csv": _csv, "json": _json, "markdown": _markdown, "latex": _latex}

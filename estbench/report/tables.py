@@ -1,0 +1,50 @@
+"""Report tables built from criteria results."""
+
+from __future__ import annotations
+
+from estbench.analysis.criteria import DEFAULT_KS, format_k
+
+# The paper's Table A9 columns: KD / SpearmanR / P@top 5% / P@bottom 5% / BR@5%
+TABLE_A9 = (
+    ("KD", "kd"),
+    ("SpearmanR", "spearman"),
+    ("P@top5%", "p_top@5%"),
+    ("P@bottom5%", "p_bottom@5%"),
+    ("BR@5%", "br@5%"),
+)
+
+
+def _label(groups, g) -> str:
+    """Estimator name, with config and epoch only when they are needed to tell rows apart."""
+    same_name = [x for x in groups if x.estimator == g.estimator]
+    label = g.estimator
+    if len({x.config_hash for x in same_name}) > 1:
+        label += f" [{g.config_hash[:6]}]"
+    if len({x.epoch for x in same_name}) > 1 or g.epoch:
+        label += f" @ep{g.epoch}"
+    return label
+
+
+def a9_rows(groups) -> tuple[list[str], list[list]]:
+    cols = ["estimator"] + [c for c, _ in TABLE_A9] + ["points", "excluded"]
+    rows = []
+    for g in groups:
+        rows.append(
+            [_label(groups, g)] + [g.values[k] for _, k in TABLE_A9] + [int(g.values["n"]), g.n_failed + g.n_nonfinite]
+        )
+    return cols, rows
+
+
+def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS, wide: bool = True) -> tuple[list[str], list[list]]:
+    """Long criteria rows: one per group, every criterion as a column."""
+    base = ["estimator", "config_hash", "epoch", "points", "failed", "nonfinite", "lc", "kd", "spearman", "mean"]
+    per_k = [f"{c}@{format_k(k)}" for c in ("p_top", "p_bottom", "br", "wr") for k in ks] if wide else []
+    rows = []
+    for g in groups:
+        v = g.values
+        rows.append(
+            [g.estimator, g.config_hash, g.epoch, int(v["n"]), g.n_failed, g.n_nonfinite]
+            + [v[c] for c in ("lc", "kd", "spearman", "mean")]
+            + [v[c] for c in per_k]
+        )
+    return base + per_k, rows

@@ -1,0 +1,14 @@
+"""Search spaces, registered by short name and imported only when used."""
+
+from estbench.registry import Registry
+from estbench.spaces.base import SearchSpace
+
+SPACES: Registry[SearchSpace] = Registry("space")
+SPACES.register(
+    "nb201", "estbench.spaces.nb201:SPACE", description="NAS-Bench-201 / NATS-Bench topology (15,625 archs)"
+)
+SPACES.register("toy", "estbench.spaces.toy:SPACE", description="27-arch test space on 8x8 inputs")
+
+
+def get_space(name: str) -> SearchSpace:
+    return SPACES.get(name)

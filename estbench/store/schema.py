@@ -1,0 +1,45 @@
+"""Schema migrations. Each entry runs once, in order, inside a transaction, and is
+recorded in ``schema_migrations``; never edit a released migration, append a new one."""
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "initial schema: archs, metrics, truth, estimators, configs, runs, scores, score_mean",
+        """
+        CREATE TABLE archs (
+            space VARCHAR NOT NULL, arch_id INTEGER NOT NULL, arch_str VARCHAR NOT NULL,
+            iso_key VARCHAR NOT NULL, comp_key VARCHAR NOT NULL, degenerate BOOLEAN NOT NULL,
+            PRIMARY KEY (space, arch_id));
+        CREATE TABLE metrics (
+            space VARCHAR NOT NULL, metric VARCHAR NOT NULL, epoch INTEGER, seed_mean BOOLEAN,
+            higher_is_better BOOLEAN NOT NULL DEFAULT TRUE, source VARCHAR, description VARCHAR,
+            loaded_at TIMESTAMP DEFAULT current_timestamp, PRIMARY KEY (space, metric));
+        CREATE TABLE truth (
+            space VARCHAR NOT NULL, arch_id INTEGER NOT NULL, metric VARCHAR NOT NULL, value DOUBLE,
+            PRIMARY KEY (space, arch_id, metric));
+        CREATE TABLE estimators (
+            name VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, higher_is_better BOOLEAN NOT NULL,
+            description VARCHAR);
+        CREATE TABLE configs (
+            config_hash VARCHAR PRIMARY KEY, estimator VARCHAR NOT NULL, config VARCHAR NOT NULL,
+            created_at TIMESTAMP DEFAULT current_timestamp);
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, space VARCHAR, name VARCHAR,
+            config VARCHAR, status VARCHAR NOT NULL, started_at TIMESTAMP DEFAULT current_timestamp,
+            finished_at TIMESTAMP, n_written BIGINT DEFAULT 0, host VARCHAR, estbench_version VARCHAR);
+        CREATE TABLE scores (
+            space VARCHAR NOT NULL, arch_id INTEGER NOT NULL, estimator VARCHAR NOT NULL,
+            config_hash VARCHAR NOT NULL, epoch INTEGER NOT NULL, seed INTEGER NOT NULL,
+            batch INTEGER NOT NULL, value DOUBLE, status VARCHAR NOT NULL, detail VARCHAR,
+            elapsed_s DOUBLE, run_id VARCHAR,
+            PRIMARY KEY (space, arch_id, estimator, config_hash, epoch, seed, batch));
+        CREATE VIEW score_mean AS
+            SELECT space, arch_id, estimator, config_hash, epoch, seed,
+                   avg(value) FILTER (WHERE status = 'ok') AS value,
+                   count(*) AS n_batches,
+                   count(*) FILTER (WHERE status <> 'ok') AS n_failed,
+                   sum(elapsed_s) AS elapsed_s
+            FROM scores GROUP BY space, arch_id, estimator, config_hash, epoch, seed;
+        """,
+    ),
+]

@@ -1,0 +1,93 @@
+"""The estbench truth-table format: a CSV (optionally gzipped) with an ``arch_str``
+column, an optional ``index`` (arch id) column and one column per metric, named
+``<dataset>_<split>[_<E>ep][_1seed]`` (e.g. ``cifar10_test``, ``cifar10_valid_valid``).
+Empty cells are missing values."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+
+from estbench.errors import BadInput, MissingData
+from estbench.truth.model import TruthTable, metric_from_column
+
+
+def _open(path: Path) -> io.TextIOBase:
+    if not path.exists():
+        raise MissingData(f"truth file {path} does not exist.")
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        with _open(path) as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise BadInput(f"{path}: empty truth file (no header row)")
+            return [h.strip() for h in header], list(reader)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"{path}: not a readable CSV truth table ({exc})") from None
+
+
+def read_arch_list(path: Path) -> list[str]:
+    """Architecture strings ordered by the ``index`` column."""
+    header, rows = _read_rows(path)
+    for col in ("index", "arch_str"):
+        if col not in header:
+            raise BadInput(f"{path}: missing column {col!r} (has: {', '.join(header)})")
+    i_idx, i_arch = header.index("index"), header.index("arch_str")
+    pairs = sorted((int(r[i_idx]), r[i_arch]) for r in rows)
+    if [p[0] for p in pairs] != list(range(len(pairs))):
+        raise BadInput(f"{path}: the index column is not 0..{len(pairs) - 1}")
+    return [p[1] for p in pairs]
+
+
+def read_truth_table(
+    path: Path, arch_ids: dict[str, int], default_epoch: int, metrics: list[str] | None = None
+) -> TruthTable:
+    """Read the table; ``arch_ids`` maps arch string -> id (the space's official order).
+    Rows whose ``index`` disagrees with the string's id are rejected."""
+    header, rows = _read_rows(path)
+    if "arch_str" not in header:
+        raise BadInput(f"{path}: missing column 'arch_str' (has: {', '.join(header)})")
+    metric_cols = [h for h in header if h not in ("index", "arch_str")]
+    if not metric_cols:
+        raise BadInput(f"{path}: no metric columns besides index/arch_str")
+    infos = {c: metric_from_column(c, default_epoch, str(path)) for c in metric_cols}
+    if metrics:
+        known = {i.name: c for c, i in infos.items()}
+        missing = [m for m in metrics if m not in known]
+        if missing:
+            raise BadInput(f"{path}: no column for metric(s) {', '.join(missing)} (has: {', '.join(sorted(known))})")
+        metric_cols = [known[m] for m in metrics]
+    i_arch = header.index("arch_str")
+    i_idx = header.index("index") if "index" in header else None
+    ids, strs = [], []
+    cols = {c: header.index(c) for c in metric_cols}
+    vals: dict[str, list[float | None]] = {c: [] for c in metric_cols}
+    for n, r in enumerate(rows, start=2):
+        if len(r) != len(header):
+            raise BadInput(f"{path}:{n}: {len(r)} fields, header has {len(header)}")
+        s = r[i_arch]
+        if s not in arch_ids:
+            raise BadInput(f"{path}:{n}: architecture {s!r} is not in the space")
+        aid = arch_ids[s]
+        if i_idx is not None and int(r[i_idx]) != aid:
+            raise BadInput(f"{path}:{n}: index {r[i_idx]} but {s} has id {aid} in the official order")
+        ids.append(aid)
+        strs.append(s)
+        for c, i in cols.items():
+            cell = r[i].strip()
+            try:
+                vals[c].append(float(cell) if cell not in ("", "nan", "NaN") else None)
+            except ValueError:
+                raise BadInput(f"{path}:{n}: column {c}: {cell!r} is not a number") from None
+    table = TruthTable(ids, strs)
+    for c in metric_cols:
+        table.add(infos[c], vals[c])
+    return table
