@@ -28,3 +28,14 @@ ESTIMATORS.register(
 
 def estimator_names(kind: str | None = None) -> list[str]:
     return ESTIMATORS.names(kind=kind) if kind else ESTIMATORS.names()
+
+
+def _register_zero_shot() -> None:
+    """Zero-shot measures declare their metadata in ``zeroshot.SPECS`` (no torch import)."""
+    from estbench.estimators import zeroshot
+
+    for name, meta in getattr(zeroshot, "SPECS", {}).items():
+        ESTIMATORS.register(name, f"estbench.estimators.zeroshot.measures:{name}", kind="zeroshot", **meta)
+
+
+_register_zero_shot()

@@ -1,0 +1,49 @@
+# estbench developer targets. `make install` builds .venv with the CPU torch wheel first
+# (a plain `pip install torch` would pull a multi-GB CUDA build).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+STORE ?= estbench.duckdb
+
+.PHONY: install test test-all test-data lint format demo bench clean
+
+$(BIN)/estbench: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(BIN)/estbench
+
+install: $(BIN)/estbench
+
+test: install
+	$(BIN)/pytest -q
+
+test-data: install
+	$(BIN)/pytest -q -m data
+
+test-all: install
+	$(BIN)/pytest -q -m "not gpu"
+
+lint: install
+	$(BIN)/ruff check estbench tests benchmarks
+	$(BIN)/ruff format --check estbench tests benchmarks
+
+format: install
+	$(BIN)/ruff format estbench tests benchmarks
+	$(BIN)/ruff check --fix estbench tests benchmarks
+
+# The main job on the default data: NB201 truth, structural scores for all 15,625
+# architectures, the criteria and the Table A9 layout report.
+demo: install
+	$(BIN)/estbench truth load --space nb201 --store $(STORE)
+	$(BIN)/estbench score --space nb201 --estimator params --estimator flops --estimator relu --store $(STORE)
+	$(BIN)/estbench criteria --space nb201 --truth cifar10-test --protocol deiso --k 5% --store $(STORE)
+	$(BIN)/estbench report --space nb201 --truth cifar10-test --protocol deiso --store $(STORE)
+
+bench: install
+	$(BIN)/python benchmarks/bench_foundation.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""The DuckDB store: migrations, idempotent chunked writes, bad files, locks."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from estbench.errors import BadInput, StoreError
+from estbench.store.schema import MIGRATIONS
+from estbench.store.store import SCORE_COLUMNS, Store
+
+
+def row(aid, value=1.0, batch=0, status="ok"):
+    return ("toy", aid, "params", "h", 0, 0, batch, value, status, None, 0.0, "r")
+
+
+def test_migrations_recorded_once(tmp_path):
+    path = tmp_path / "s.duckdb"
+    with Store(path) as st:
+        assert st.schema_version() == MIGRATIONS[-1][0]
+    with Store(path) as st:  # reopening applies nothing twice
+        _, rows = st.query("SELECT version FROM schema_migrations")
+        assert [r[0] for r in rows] == [m[0] for m in MIGRATIONS]
+
+
+def test_upsert_is_idempotent_and_keeps_first_value():
+    with Store(":memory:") as st:
+        st.upsert_scores([row(i) for i in range(10)])
+        st.upsert_scores([row(i, value=2.0) for i in range(5, 15)])
+        _, rows = st.query("SELECT count(*), sum(value) FROM scores")
+        assert rows[0] == (15, 10 * 1.0 + 5 * 2.0)
+        assert len(SCORE_COLUMNS) == len(row(0))
+
+
+def test_done_arch_ids_needs_all_batches():
+    with Store(":memory:") as st:
+        st.upsert_scores([row(1, batch=0), row(1, batch=1), row(2, batch=0)])
+        assert st.done_arch_ids("toy", "params", "h", 0, 0, n_batches=2) == {1}
+        assert st.done_arch_ids("toy", "params", "h", 0, 0, n_batches=1) == {1, 2}
+
+
+def test_failed_transaction_writes_nothing():
+    with Store(":memory:") as st:
+        bad = [row(1), ("toy", None, "params", "h", 0, 0, 0, 1.0, "ok", None, 0.0, "r")]  # NULL key
+        with pytest.raises(Exception):
+            st.upsert_scores(bad)
+        assert st.query("SELECT count(*) FROM scores")[1][0][0] == 0
+
+
+def test_not_a_duckdb_file(tmp_path):
+    path = tmp_path / "notes.duckdb"
+    path.write_text("this is not a database\n" * 100)
+    with pytest.raises(StoreError, match="not a DuckDB database"):
+        Store(path)
+    assert path.read_text().startswith("this is not a database")  # untouched
+
+
+def test_read_only_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="no store at"):
+        Store(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_sql_errors_are_bad_input():
+    with Store(":memory:") as st:
+        with pytest.raises(BadInput, match="SQL error"):
+            st.query("SELECT * FROM no_such_table")
+
+
+def test_locked_store(tmp_path):
+    path = tmp_path / "locked.duckdb"
+    Store(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, time, sys
+            con = duckdb.connect({str(path)!r})
+            print("ready", flush=True)
+            time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreError, match="locked by another process"):
+            Store(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    Store(path).close()  # usable again once the holder is gone
