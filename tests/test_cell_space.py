@@ -92,3 +92,13 @@ def test_toy_space(toy):
     archs = toy.arch_list(None)
     assert len(archs) == 27
     assert toy.parse(archs[0]) == ("none", "none", "none")
+
+
+def test_live_edges(nb201):
+    # node 2 has no path to the output: its in-edges are dead; node 1 is unreachable
+    arch = nb201.parse("|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|")
+    assert nb201.cell.live_edges(arch) == (False, False, False, True, False, False)
+    full = nb201.parse(GOOD)
+    assert all(nb201.cell.live_edges(full)[k] for k, op in enumerate(full) if op != "none")
+    p_all, p_live = nb201.structural(arch, "params"), nb201.structural(arch, "params", live_only=True)
+    assert p_all - p_live == 5 * (2336 + 9280 + 36992) + 5 * (16 * 16 + 32 + 32 * 32 + 64 + 64 * 64 + 128)

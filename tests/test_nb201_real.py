@@ -24,7 +24,7 @@ def nb201_store(tmp_path_factory):
         pytest.skip("real data not found")
     store = str(tmp_path_factory.mktemp("nb201") / "nb201.duckdb")
     runner = CliRunner()
-    for args in (["truth", "load", "--space", "nb201"], ["score", "--space", "nb201", "-e", "params", "-e", "flops", "-e", "relu"]):
+    for args in (["truth", "load", "--space", "nb201"], ["score", "--space", "nb201", "-e", "params", "-e", "flops", "-e", "relu", "-e", "params_live", "-e", "relu_live"]):
         r = runner.invoke(app, args + ["--store", store, "--data-dir", str(SHARED_DATA)])
         assert r.exit_code == 0, r.output
     return store
@@ -46,14 +46,18 @@ def test_table_a9_structural_rows(nb201_store):
     r = CliRunner().invoke(app, ["criteria", "--space", "nb201", "--truth", "cifar10-test", "--protocol", "deiso", "--store", nb201_store, "-f", "json"])
     assert r.exit_code == 0, r.output
     rows = {d["estimator"]: d for d in json.loads(r.output)}
-    for name in ("params", "flops", "relu"):
+    for name in ("params", "flops", "relu", "params_live", "relu_live"):
         assert rows[name]["points"] == 6466
-    # paper Table A9, NB201: Param KD 0.606, SpearmanR 0.784; relu 0.613 / 0.755
+    # Paper Table A9, NB201: Param KD 0.606 / SpearmanR 0.784, relu 0.613 / 0.755. The
+    # paper's truth is NB201 v1.0 (one training seed for about half the archs); the shared
+    # table holds NATS-Bench seed means, which moves these by about 0.003 (see README).
     assert rows["params"]["kd"] == pytest.approx(0.606, abs=0.005)
     assert rows["params"]["spearman"] == pytest.approx(0.784, abs=0.005)
     assert rows["flops"]["kd"] == pytest.approx(rows["params"]["kd"], abs=1e-3)
-    assert rows["relu"]["kd"] == pytest.approx(0.613, abs=0.01)
-    assert rows["relu"]["spearman"] == pytest.approx(0.755, abs=0.01)
+    assert rows["params_live"]["kd"] == pytest.approx(0.606, abs=0.005)
+    assert rows["params_live"]["spearman"] == pytest.approx(0.784, abs=0.005)
+    assert rows["relu_live"]["kd"] == pytest.approx(0.613, abs=0.01)
+    assert rows["relu_live"]["spearman"] == pytest.approx(0.755, abs=0.01)
 
 
 def test_killed_score_run_resumes(tmp_path):

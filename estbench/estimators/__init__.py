@@ -12,18 +12,19 @@ from estbench.registry import Registry
 ESTIMATORS: Registry = Registry("estimator")
 
 _SHAPE = ("c", "n", "num_classes", "resolution")
-ESTIMATORS.register(
-    "params", "estbench.estimators.structural:params", kind="structural", higher_is_better=True,
-    settings=_SHAPE[:3], needs="structure", description="number of parameters of the standalone network",
-)  # fmt: skip
-ESTIMATORS.register(
-    "flops", "estbench.estimators.structural:flops", kind="structural", higher_is_better=True,
-    settings=_SHAPE, needs="structure", description="multiply-adds of one forward pass, counted by fvcore",
-)  # fmt: skip
-ESTIMATORS.register(
-    "relu", "estbench.estimators.structural:relu", kind="structural", higher_is_better=True,
-    settings=("c", "n"), needs="structure", description="number of ReLU layers of the standalone network",
-)  # fmt: skip
+_STRUCTURAL = {
+    "params": (_SHAPE[:3], "number of parameters of the standalone network (the benchmark's count)"),
+    "flops": (_SHAPE, "multiply-adds of one forward pass of the standalone network, counted by fvcore"),
+    "relu": (("c", "n"), "number of ReLU layers of the standalone network"),
+    "params_live": (_SHAPE[:3], "parameters of ops on input-to-output paths only (the paper's Table A9 'Param')"),
+    "flops_live": (_SHAPE, "fvcore multiply-adds of ops on input-to-output paths only"),
+    "relu_live": (("c", "n"), "ReLU layers on input-to-output paths only (the paper's Table A9 'relu')"),
+}
+for _name, (_settings, _description) in _STRUCTURAL.items():
+    ESTIMATORS.register(
+        _name, f"estbench.estimators.structural:{_name}", kind="structural", higher_is_better=True,
+        settings=_settings, needs="structure", description=_description,
+    )  # fmt: skip
 
 
 def estimator_names(kind: str | None = None) -> list[str]:

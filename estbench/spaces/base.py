@@ -59,16 +59,24 @@ class SearchSpace:
         return NetShape(**{**self.default_shape, **{k: v for k, v in overrides.items() if v is not None}})
 
     def build(
-        self, arch: Arch, c: int | None = None, n: int | None = None, num_classes: int | None = None
+        self,
+        arch: Arch,
+        c: int | None = None,
+        n: int | None = None,
+        num_classes: int | None = None,
+        *,
+        bn: bool = True,
     ) -> nn.Module:
-        """The standalone network of the benchmark's macro skeleton."""
+        """The standalone network of the benchmark's macro skeleton. ``bn=False`` builds it
+        without BatchNorm (for synflow) with the same conv/linear weights under one seed."""
         from estbench.spaces.cellnet import CellNetwork
 
         s = self.shape(c=c, n=n, num_classes=num_classes)
-        return CellNetwork(self.cell, arch, s.c, s.n, s.num_classes)
+        return CellNetwork(self.cell, arch, s.c, s.n, s.num_classes, bn=bn)
 
-    def structural(self, arch: Arch, what: str, **shape: int) -> int:
-        """``params``, ``flops`` (fvcore multiply-adds) or ``relu`` (ReLU modules)."""
+    def structural(self, arch: Arch, what: str, live_only: bool = False, **shape: int) -> int:
+        """``params``, ``flops`` (fvcore multiply-adds) or ``relu`` (ReLU modules) of the
+        standalone network; ``live_only`` skips ops on edges off every input-output path."""
         from estbench.spaces.cellcost import structural_cost
 
-        return structural_cost(self.cell, arch, what, self.shape(**shape))
+        return structural_cost(self.cell, arch, what, self.shape(**shape), live_only)

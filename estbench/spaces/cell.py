@@ -146,6 +146,21 @@ class CellSpace:
         """True when no path carries the input to the output (output is constant)."""
         return self.canonical(arch, "computational") == ZERO
 
+    def live_edges(self, arch: Arch) -> tuple[bool, ...]:
+        """Whether each edge lies on an input-to-output path of non-``none`` edges (its
+        source is reachable from the input and its target reaches the output). Ops on
+        other edges exist in the standalone network but cannot affect its output."""
+        from_input = [True] + [False] * (self.n_nodes - 1)
+        for k, (j, i) in enumerate(self.edges):  # edges are sorted by target node
+            if arch[k] != "none" and from_input[j]:
+                from_input[i] = True
+        to_output = [False] * (self.n_nodes - 1) + [True]
+        for k in reversed(range(len(self.edges))):
+            j, i = self.edges[k]
+            if arch[k] != "none" and to_output[i]:
+                to_output[j] = True
+        return tuple(arch[k] != "none" and from_input[j] and to_output[i] for k, (j, i) in enumerate(self.edges))
+
     # ---- neighbourhood and cheap counts -----------------------------------------
     def mutations(self, arch: Arch) -> list[Arch]:
         """All edit-distance-1 neighbours: each edge changed to each other op."""

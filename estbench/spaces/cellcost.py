@@ -78,12 +78,15 @@ def _cost_tables(space: CellSpace, shape: NetShape) -> tuple[dict, dict[tuple[st
     return skeleton, per_layer
 
 
-def structural_cost(space: CellSpace, arch: Arch, what: str, shape: NetShape = NetShape()) -> int:
-    """Params, fvcore FLOPs or ReLU-module count of the standalone network."""
+def structural_cost(space: CellSpace, arch: Arch, what: str, shape: NetShape = NetShape(), live_only: bool = False) -> int:
+    """Params, fvcore FLOPs or ReLU-module count of the standalone network; with
+    ``live_only``, ops on edges off every input-to-output path are not counted."""
     skeleton, per_layer = _cost_tables(space, shape)
     total = skeleton[what]
+    live = space.live_edges(arch) if live_only else (True,) * len(arch)
     layers = {layer for (_, layer) in per_layer}
     for layer in layers:
-        for op in arch:
-            total += per_layer[(op, layer)][what]
+        for op, on in zip(arch, live):
+            if on:
+                total += per_layer[(op, layer)][what]
     return total

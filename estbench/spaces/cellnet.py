@@ -13,12 +13,21 @@ from torch import nn
 from estbench.spaces.cell import CellSpace
 
 
+def batch_norm(c: int, bn: bool = True, affine: bool = True) -> nn.Module:
+    """BatchNorm2d, or an Identity in its place when ``bn`` is False. BN init draws no
+    random numbers, so both variants get identical conv/linear weights under one seed
+    and keep the same module (state-dict) names."""
+    return nn.BatchNorm2d(c, affine=affine, track_running_stats=True) if bn else nn.Identity()
+
+
 class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True, bn: bool = True
+    ):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine, track_running_stats=True),
+            batch_norm(c_out, bn, affine),
         )
 
 
@@ -27,13 +36,13 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def make_op(op: str, c: int, affine: bool = True) -> nn.Module:
+def make_op(op: str, c: int, affine: bool = True, bn: bool = True) -> nn.Module:
     """One cell operation with c input and output channels, stride 1."""
     factories = {
         "none": lambda: Zero(),
         "skip_connect": lambda: nn.Identity(),
-        "nor_conv_1x1": lambda: ReLUConvBN(c, c, 1, 1, 0, affine),
-        "nor_conv_3x3": lambda: ReLUConvBN(c, c, 3, 1, 1, affine),
+        "nor_conv_1x1": lambda: ReLUConvBN(c, c, 1, 1, 0, affine, bn),
+        "nor_conv_3x3": lambda: ReLUConvBN(c, c, 3, 1, 1, affine, bn),
         "avg_pool_3x3": lambda: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
     }
     try:
@@ -45,10 +54,10 @@ def make_op(op: str, c: int, affine: bool = True) -> nn.Module:
 class ResNetBasicBlock(nn.Module):
     """The stride-2 reduction block between stages."""
 
-    def __init__(self, c_in: int, c_out: int):
+    def __init__(self, c_in: int, c_out: int, bn: bool = True):
         super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1, bn=bn)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1, bn=bn)
         self.downsample = nn.Sequential(
             nn.AvgPool2d(kernel_size=2, stride=2, padding=0), nn.Conv2d(c_in, c_out, 1, 1, 0, bias=False)
         )
@@ -60,11 +69,11 @@ class ResNetBasicBlock(nn.Module):
 class Cell(nn.Module):
     """A standalone cell: node i = sum over j < i of op_{j,i}(node j)."""
 
-    def __init__(self, space: CellSpace, arch: Sequence[str], c: int):
+    def __init__(self, space: CellSpace, arch: Sequence[str], c: int, bn: bool = True):
         super().__init__()
         self.edges = space.edges
         self.n_nodes = space.n_nodes
-        self.ops = nn.ModuleList(make_op(op, c) for op in arch)
+        self.ops = nn.ModuleList(make_op(op, c, bn=bn) for op in arch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -89,16 +98,21 @@ def stage_channels(c: int, n: int) -> list[tuple[int, bool]]:
 
 
 class CellNetwork(nn.Module):
-    def __init__(self, space: CellSpace, arch: Sequence[str], c: int = 16, n: int = 5, num_classes: int = 10):
+    """``bn=False`` replaces every BatchNorm by an Identity (synflow's network) with the
+    same conv/linear weights as the BN network under the same torch seed."""
+
+    def __init__(
+        self, space: CellSpace, arch: Sequence[str], c: int = 16, n: int = 5, num_classes: int = 10, bn: bool = True
+    ):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), batch_norm(c, bn))
         cells: list[nn.Module] = []
         c_prev = c
         for c_cur, reduction in stage_channels(c, n):
-            cells.append(ResNetBasicBlock(c_prev, c_cur) if reduction else Cell(space, arch, c_cur))
+            cells.append(ResNetBasicBlock(c_prev, c_cur, bn) if reduction else Cell(space, arch, c_cur, bn))
             c_prev = c_cur
         self.cells = nn.ModuleList(cells)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(c_prev), nn.ReLU(inplace=False))
+        self.lastact = nn.Sequential(batch_norm(c_prev, bn), nn.ReLU(inplace=False))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
