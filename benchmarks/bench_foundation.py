@@ -34,10 +34,14 @@ def main() -> None:
         t_truth = run(["truth", "load", "--space", "nb201", "--store", store])
         t_score = run(["score", "--space", "nb201", "-e", "params", "-e", "flops", "-e", "relu", "--store", store])
         print(f"truth load (15,625 archs x 11 metrics):            {t_truth:6.2f} s")
-        print(f"structural scores, 3 estimators x 15,625 archs:      {t_score:6.2f} s  (target 30 s: {t_score / 30:.2f} of budget)")
+        print(
+            f"structural scores, 3 estimators x 15,625 archs:      {t_score:6.2f} s  (target 30 s: {t_score / 30:.2f} of budget)"
+        )
 
         with Store(store) as st:
-            _, rows = st.query("SELECT arch_id, value FROM truth WHERE space = 'nb201' AND metric = 'cifar10-test' ORDER BY arch_id")
+            _, rows = st.query(
+                "SELECT arch_id, value FROM truth WHERE space = 'nb201' AND metric = 'cifar10-test' ORDER BY arch_id"
+            )
             ids = np.array([r[0] for r in rows])
             y = np.array([r[1] for r in rows])
             rng = np.random.default_rng(0)
@@ -45,7 +49,12 @@ def main() -> None:
                 name = f"synthetic_{k:02d}"
                 st.put_estimator(name, "zeroshot", True, "benchmark noise")
                 s = y + rng.normal(scale=1 + k, size=len(y))
-                st.upsert_scores([("nb201", int(a), name, "bench", 0, 0, 0, float(v), "ok", None, 0.0, "bench") for a, v in zip(ids, s)])
+                st.upsert_scores(
+                    [
+                        ("nb201", int(a), name, "bench", 0, 0, 0, float(v), "ok", None, 0.0, "bench")
+                        for a, v in zip(ids, s)
+                    ]
+                )
         with Store(store, read_only=True) as st:
             evaluate(st, "nb201", "cifar10-test", "deiso")  # warm-up (imports, scipy)
             times = []
@@ -55,7 +64,9 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
         t_crit = min(times)
         n_points = int(groups[0].values["n"])
-        print(f"criteria, {len(groups)} estimators x {n_points} deiso points (all K): {t_crit:6.2f} s  (target 2 s: {t_crit / 2:.2f} of budget)")
+        print(
+            f"criteria, {len(groups)} estimators x {n_points} deiso points (all K): {t_crit:6.2f} s  (target 2 s: {t_crit / 2:.2f} of budget)"
+        )
 
 
 if __name__ == "__main__":

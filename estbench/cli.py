@@ -154,67 +154,118 @@ def truth_list(
 
 
 # ---- score ------------------------------------------------------------------------
+def _estimator_names(estimator: list[str], zse: list[str]) -> list[str]:
+    from estbench.errors import BadInput
+    from estbench.estimators import ESTIMATORS
+
+    names = list(estimator)
+    for z in zse:
+        if z == "all":
+            names += ESTIMATORS.names(kind="zeroshot")
+            continue
+        if ESTIMATORS.entry(z).meta["kind"] != "zeroshot":
+            raise BadInput(f"{z} is not a zero-shot estimator; pass it with --estimator")
+        names.append(z)
+    if not names:
+        raise BadInput("nothing to score: pass --estimator NAME or --zse NAME (see `estbench list estimators`)")
+    for name in names:
+        ESTIMATORS.entry(name)
+    return list(dict.fromkeys(names))
+
+
 @app.command()
 @handle_errors
 def score(
     space: str = SpaceOpt,
     estimator: List[str] | None = typer.Option(
-        None, "--estimator", "-e", help="Estimator to run (repeatable), e.g. params, flops, relu."
+        None, "--estimator", "-e", help="Estimator to run (repeatable): params, flops, relu, synflow, ..."
     ),
-    zse: List[str] | None = typer.Option(None, "--zse", help="Zero-shot estimator (repeatable) or 'all'."),
+    zse: List[str] | None = typer.Option(
+        None, "--zse", help="Zero-shot estimator (repeatable), or 'all' for the whole suite (+ vote)."
+    ),
     archs: str = typer.Option(
         "all",
         "--archs",
         "-a",
         help="all, A:B (id range), sample:N[@SEED], with-truth, deiso, or a file of arch strings.",
     ),
+    seed: List[int] | None = typer.Option(
+        None, "--seed", help="Init seed of zero-shot networks (repeatable; paper: 20 2020 202020) [default: 20]."
+    ),
+    batch_size: int = typer.Option(128, "--batch-size", help="Zero-shot batch size (paper: 128)."),
+    batches: int = typer.Option(
+        5, "--batches", help="Zero-shot batches per architecture (paper: 5); every batch is stored."
+    ),
+    input_kind: str = typer.Option(
+        "cifar10", "--input", help="cifar10 (fixed unaugmented training batches), noise-uniform or noise-gaussian."
+    ),
+    data_seed: int = typer.Option(0, "--data-seed", help="Which training images form the fixed batches."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (synflow always runs in float64)."),
+    tf32: bool = typer.Option(
+        False, "--tf32/--no-tf32", help="Allow TF32 matmuls on GPUs (off by default; part of the config)."
+    ),
+    vote_experts: str | None = typer.Option(
+        None, "--vote-experts", help="Comma-separated experts of vote [default: the paper's set for the space]."
+    ),
     c: int | None = typer.Option(None, "--channels", help="Initial channels C of the network (space default)."),
     n: int | None = typer.Option(None, "--cells", help="Cells per stage N (space default)."),
     num_classes: int | None = typer.Option(None, "--classes", help="Number of classes (space default)."),
-    chunk_size: int = typer.Option(
-        500, "--chunk-size", help="Rows per write transaction (a kill loses at most one chunk)."
+    chunk_size: int | None = typer.Option(
+        None,
+        "--chunk-size",
+        help="Architectures per write transaction (a kill loses at most one chunk) [structural 500, zero-shot 20].",
     ),
     store: str | None = StoreOpt,
     data_dir: str | None = DataOpt,
 ) -> None:
     """Score architectures with estimators and cache every score in the store.
 
-    Resumable: keys already in the store are skipped, so rerunning a killed run
-    computes only what is missing."""
+    Structural estimators (params, flops, relu, *_live) need no data. Zero-shot
+    estimators score a fresh seeded network per architecture on fixed batches; every
+    batch's value and the pass's wall time are stored. vote is computed from its
+    experts' stored scores. Resumable: keys already in the store are skipped, so
+    rerunning a killed run computes only what is missing."""
     from estbench.config import ScoreConfig
     from estbench.data.lookup import DataDir
-    from estbench.errors import BadInput
     from estbench.estimators import ESTIMATORS
-    from estbench.scoring import score as run_score
+    from estbench.scoring import score as run_structural
+    from estbench.scoring_zeroshot import ZeroShotConfig, score_vote, score_zero_shot
     from estbench.selection import ensure_archs, select_archs
     from estbench.spaces import get_space
 
     sp = get_space(space)
-    names = list(estimator or [])
-    for z in zse or []:
-        if z == "all":
-            zs = ESTIMATORS.names(kind="zeroshot")
-            if not zs:
-                raise BadInput("no zero-shot estimators are registered in this version of estbench")
-            names += zs
-        else:
-            if ESTIMATORS.entry(z).meta["kind"] != "zeroshot":
-                raise BadInput(f"{z} is not a zero-shot estimator; pass it with --estimator")
-            names.append(z)
-    if not names:
-        raise BadInput("nothing to score: pass --estimator NAME or --zse NAME (see `estbench list estimators`)")
-    for name in names:
-        ESTIMATORS.entry(name)
-    names = list(dict.fromkeys(names))
-    cfg = ScoreConfig(space=space, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size)
+    names = _estimator_names(list(estimator or []), list(zse or []))
+    by_need = {n: ESTIMATORS.meta(n) for n in names}
+    structural = [n for n in names if by_need[n]["kind"] == "structural"]
+    derived = [n for n in names if by_need[n]["needs"] == "analysis"]
+    zero_shot = [n for n in names if n not in structural and n not in derived]
+    zcfg = ZeroShotConfig(
+        batch_size=batch_size, n_batches=batches, input=input_kind, dtype=dtype, device=device, data_seed=data_seed,
+        tf32=tf32, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size or 20,
+    )  # fmt: skip
+    zcfg.validate()
+    data = DataDir(data_dir)
+    summaries = []
     with _store(store) as st:
-        ensure_archs(st, sp, DataDir(data_dir))
+        ensure_archs(st, sp, data)
         ids = select_archs(st, sp, archs)
         with _progress() as prog:
-            summaries = run_score(st, sp, names, ids, cfg, prog)
+            if structural:
+                cfg = ScoreConfig(space=space, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size or 500)
+                summaries += run_structural(st, sp, structural, ids, cfg, prog)
+            if zero_shot:
+                summaries += score_zero_shot(st, sp, zero_shot, ids, list(seed or [20]), zcfg, data, prog)
+        if derived:
+            from estbench.analysis.vote import EXPERTS
+
+            experts = [e.strip() for e in vote_experts.split(",")] if vote_experts else list(EXPERTS.get(space, ()))
+            for e in experts:
+                ESTIMATORS.entry(e)
+            summaries.append(score_vote(st, sp, experts, zcfg, data))
     for s in summaries:
         typer.echo(
-            f"{s.estimator} [{s.config_hash}]: {s.requested} archs, {s.cached} cached, {s.computed} computed "
+            f"{s.estimator} [{s.config_hash}]: {s.requested} requested, {s.cached} cached, {s.computed} computed "
             f"({s.failed} failed, {s.nonfinite} non-finite) in {s.seconds:.1f}s",
             err=True,
         )

@@ -91,10 +91,5 @@ def score(
     cfg: ScoreConfig,
     progress: Progress | None = None,
 ) -> list[ScoreSummary]:
-    """Score ``arch_ids`` with every estimator in ``names`` (already validated)."""
-    runners = {"structural": score_structural}
-    out = []
-    for name in names:
-        kind = ESTIMATORS.meta(name)["kind"]
-        out.append(runners[kind](store, space, name, arch_ids, cfg, progress))
-    return out
+    """Score ``arch_ids`` with the structural estimators in ``names``."""
+    return [score_structural(store, space, name, arch_ids, cfg, progress) for name in names]

@@ -74,30 +74,44 @@ def test_report_formats(runner, toy_store, fmt):
 def test_sql_and_export(runner, toy_store, tmp_path):
     r = runner.invoke(app, ["sql", "SELECT count(*) AS n FROM scores", "--store", toy_store, "-f", "csv"])
     assert r.output.splitlines() == ["n", str(27 * 3)]
-    r = runner.invoke(app, ["sql", "SELECT estimator, count(*) AS n FROM score_mean GROUP BY 1 ORDER BY 1", "--store", toy_store, "-f", "markdown"])
+    r = runner.invoke(
+        app,
+        [
+            "sql",
+            "SELECT estimator, count(*) AS n FROM score_mean GROUP BY 1 ORDER BY 1",
+            "--store",
+            toy_store,
+            "-f",
+            "markdown",
+        ],
+    )
     assert "| flops | 27 |" in r.output
     r = runner.invoke(app, ["export", str(tmp_path / "pq"), "--store", toy_store])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "pq" / "scores.parquet").exists()
-    r = runner.invoke(app, ["sql", f"SELECT count(*) FROM '{tmp_path / 'pq' / 'scores.parquet'}'", "--store", toy_store, "-f", "csv"])
+    r = runner.invoke(
+        app, ["sql", f"SELECT count(*) FROM '{tmp_path / 'pq' / 'scores.parquet'}'", "--store", toy_store, "-f", "csv"]
+    )
     assert r.output.splitlines()[1] == "81"
 
 
 def test_rerun_is_cached(runner, toy_store):
     r = runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--store", toy_store])
-    assert r.exit_code == 0 and "27 cached, 0 computed" in r.output
+    assert r.exit_code == 0 and "27 requested, 27 cached, 0 computed" in r.output
 
 
 def test_archs_selection(runner, tmp_path, toy):
-    store = str(tmp_path / "s.duckdb")
     archs_file = tmp_path / "archs.txt"
-    archs_file.write_text("# two archs\n" + toy.arch_list(None)[3] + "\n" + toy.arch_list(None)[7] + "  # trailing comment\n")
-    for spec, n in [("0:5", 5), ("sample:4@1", 4), ("deiso", None), (str(archs_file), 2)]:
+    archs_file.write_text(
+        "# two archs\n" + toy.arch_list(None)[3] + "\n" + toy.arch_list(None)[7] + "  # trailing comment\n"
+    )
+    for k, (spec, n) in enumerate([("0:5", 5), ("sample:4@1", 4), ("deiso", 9), (str(archs_file), 2)]):
+        store = str(tmp_path / f"s{k}.duckdb")
         r = runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", spec, "--store", store])
         assert r.exit_code == 0, r.output
-    with Store(store, read_only=True) as st:
-        n = st.query("SELECT count(*) FROM scores")[1][0][0]
-    assert 5 <= n <= 27
+        with Store(store, read_only=True) as st:
+            assert st.query("SELECT count(*) FROM scores")[1][0][0] == n, spec
+    assert len({toy.canonical(toy.parse(s)) for s in toy.arch_list(None)}) == 9
 
 
 def test_interrupted_run_resumes_with_one_row_per_key(runner, tmp_path, monkeypatch):
@@ -122,7 +136,7 @@ def test_interrupted_run_resumes_with_one_row_per_key(runner, tmp_path, monkeypa
         assert st.query("SELECT count(*) FROM scores")[1][0][0] == 10  # two finished chunks
     monkeypatch.setattr(entry, "target", real)
     r = runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--chunk-size", "5", "--store", store])
-    assert r.exit_code == 0 and "10 cached, 17 computed" in r.output
+    assert r.exit_code == 0 and "27 requested, 10 cached, 17 computed" in r.output
     with Store(store, read_only=True) as st:
         _, rows = st.query("SELECT count(*), count(DISTINCT arch_id) FROM scores")
     assert rows[0] == (27, 27)
@@ -155,7 +169,9 @@ def one_line_error(r, code=2):
 
 
 def test_unknown_space(runner, tmp_path):
-    msg = one_line_error(runner.invoke(app, ["score", "--space", "nb210", "-e", "params", "--store", str(tmp_path / "s")]))
+    msg = one_line_error(
+        runner.invoke(app, ["score", "--space", "nb210", "-e", "params", "--store", str(tmp_path / "s")])
+    )
     assert "Did you mean nb201" in msg and "Known: nb201, toy" in msg
 
 
@@ -165,7 +181,9 @@ def test_unknown_estimator(runner, tmp_path):
 
 
 def test_unknown_metric_and_estimator_in_criteria(runner, toy_store):
-    msg = one_line_error(runner.invoke(app, ["criteria", "--space", "toy", "--truth", "cifar10-tst", "--store", toy_store]))
+    msg = one_line_error(
+        runner.invoke(app, ["criteria", "--space", "toy", "--truth", "cifar10-tst", "--store", toy_store])
+    )
     assert "Did you mean cifar10-test" in msg
     msg = one_line_error(runner.invoke(app, ["criteria", "--space", "toy", "-e", "flop", "--store", toy_store]))
     assert "Did you mean flops" in msg
@@ -174,12 +192,19 @@ def test_unknown_metric_and_estimator_in_criteria(runner, toy_store):
 def test_malformed_arch_file(runner, tmp_path, toy_store):
     bad = tmp_path / "bad.txt"
     bad.write_text("|none~0|+|none~0|conv~1|\n")
-    msg = one_line_error(runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", str(bad), "--store", toy_store]))
+    msg = one_line_error(
+        runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", str(bad), "--store", toy_store])
+    )
     assert "bad.txt:1" in msg and "unknown op 'conv'" in msg
 
 
 def test_missing_truth_file(runner, tmp_path):
-    msg = one_line_error(runner.invoke(app, ["truth", "load", "--space", "toy", "--file", str(tmp_path / "nope.csv"), "--store", str(tmp_path / "s")]))
+    msg = one_line_error(
+        runner.invoke(
+            app,
+            ["truth", "load", "--space", "toy", "--file", str(tmp_path / "nope.csv"), "--store", str(tmp_path / "s")],
+        )
+    )
     assert "does not exist" in msg
 
 
@@ -190,14 +215,20 @@ def test_missing_truth_in_data_dir(runner, tmp_path, monkeypatch):
     import estbench.data.lookup as lookup
 
     monkeypatch.setattr(lookup, "_PROJECT_ROOT", tmp_path / "nowhere")
-    msg = one_line_error(runner.invoke(app, ["truth", "load", "--space", "nb201", "--data-dir", str(empty), "--store", str(tmp_path / "s")]))
+    msg = one_line_error(
+        runner.invoke(
+            app, ["truth", "load", "--space", "nb201", "--data-dir", str(empty), "--store", str(tmp_path / "s")]
+        )
+    )
     assert str(empty) in msg and "NATS-tss-v1_0-3ffb9-simple" in msg
 
 
 def test_truth_file_with_missing_columns(runner, tmp_path, toy_store):
     bad = tmp_path / "t.csv"
     bad.write_text("index,cifar10_test\n0,1.0\n")
-    msg = one_line_error(runner.invoke(app, ["truth", "load", "--space", "toy", "--file", str(bad), "--store", toy_store]))
+    msg = one_line_error(
+        runner.invoke(app, ["truth", "load", "--space", "toy", "--file", str(bad), "--store", toy_store])
+    )
     assert "missing column 'arch_str'" in msg
     with Store(toy_store, read_only=True) as st:  # the old truth is intact
         assert st.query("SELECT count(*) FROM truth")[1][0][0] == 27 * 2
@@ -207,7 +238,9 @@ def test_truth_file_with_bad_value_leaves_store_intact(runner, tmp_path, toy_sto
     bad = tmp_path / "t.csv"
     archs = toy.arch_list(None)
     bad.write_text("index,arch_str,cifar10_test\n0," + archs[0] + ",1.0\n1," + archs[1] + ",abc\n")
-    msg = one_line_error(runner.invoke(app, ["truth", "load", "--space", "toy", "--file", str(bad), "--store", toy_store]))
+    msg = one_line_error(
+        runner.invoke(app, ["truth", "load", "--space", "toy", "--file", str(bad), "--store", toy_store])
+    )
     assert "'abc' is not a number" in msg
     with Store(toy_store, read_only=True) as st:
         assert st.query("SELECT count(*) FROM truth WHERE metric = 'cifar10-test'")[1][0][0] == 27
@@ -222,12 +255,18 @@ def test_store_not_duckdb(runner, tmp_path):
 
 
 def test_bad_archs_spec_and_format(runner, toy_store):
-    one_line_error(runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", "5:2", "--store", toy_store]))
-    one_line_error(runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", "bogus", "--store", toy_store]))
+    one_line_error(
+        runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", "5:2", "--store", toy_store])
+    )
+    one_line_error(
+        runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", "bogus", "--store", toy_store])
+    )
     one_line_error(runner.invoke(app, ["report", "--space", "toy", "--store", toy_store, "-f", "xml"]))
     one_line_error(runner.invoke(app, ["criteria", "--space", "toy", "--store", toy_store, "--protocol", "nope"]))
 
 
 def test_criteria_without_store(runner, tmp_path):
-    msg = one_line_error(runner.invoke(app, ["criteria", "--space", "toy", "--store", str(tmp_path / "none.duckdb")]), code=1)
+    msg = one_line_error(
+        runner.invoke(app, ["criteria", "--space", "toy", "--store", str(tmp_path / "none.duckdb")]), code=1
+    )
     assert "no store at" in msg

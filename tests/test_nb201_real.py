@@ -2,10 +2,10 @@
 
 import json
 import signal
-from pathlib import Path
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +24,24 @@ def nb201_store(tmp_path_factory):
         pytest.skip("real data not found")
     store = str(tmp_path_factory.mktemp("nb201") / "nb201.duckdb")
     runner = CliRunner()
-    for args in (["truth", "load", "--space", "nb201"], ["score", "--space", "nb201", "-e", "params", "-e", "flops", "-e", "relu", "-e", "params_live", "-e", "relu_live"]):
+    for args in (
+        ["truth", "load", "--space", "nb201"],
+        [
+            "score",
+            "--space",
+            "nb201",
+            "-e",
+            "params",
+            "-e",
+            "flops",
+            "-e",
+            "relu",
+            "-e",
+            "params_live",
+            "-e",
+            "relu_live",
+        ],
+    ):
         r = runner.invoke(app, args + ["--store", store, "--data-dir", str(SHARED_DATA)])
         assert r.exit_code == 0, r.output
     return store
@@ -43,7 +60,22 @@ def test_archs_and_truth(nb201_store):
 def test_table_a9_structural_rows(nb201_store):
     from typer.testing import CliRunner
 
-    r = CliRunner().invoke(app, ["criteria", "--space", "nb201", "--truth", "cifar10-test", "--protocol", "deiso", "--store", nb201_store, "-f", "json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "criteria",
+            "--space",
+            "nb201",
+            "--truth",
+            "cifar10-test",
+            "--protocol",
+            "deiso",
+            "--store",
+            nb201_store,
+            "-f",
+            "json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = {d["estimator"]: d for d in json.loads(r.output)}
     for name in ("params", "flops", "relu", "params_live", "relu_live"):
@@ -64,7 +96,22 @@ def test_killed_score_run_resumes(tmp_path):
     if not SHARED_DATA.is_dir():
         pytest.skip("real data not found")
     store = str(tmp_path / "kill.duckdb")
-    cmd = [sys.executable, "-m", "estbench", "score", "--space", "nb201", "-e", "params", "--chunk-size", "200", "--store", store, "--data-dir", str(SHARED_DATA)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "estbench",
+        "score",
+        "--space",
+        "nb201",
+        "-e",
+        "params",
+        "--chunk-size",
+        "200",
+        "--store",
+        store,
+        "--data-dir",
+        str(SHARED_DATA),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(3.5)
     proc.send_signal(signal.SIGKILL)

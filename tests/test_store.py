@@ -5,6 +5,7 @@ import sys
 import textwrap
 import time
 
+import duckdb
 import pytest
 
 from estbench.errors import BadInput, StoreError
@@ -44,7 +45,7 @@ def test_done_arch_ids_needs_all_batches():
 def test_failed_transaction_writes_nothing():
     with Store(":memory:") as st:
         bad = [row(1), ("toy", None, "params", "h", 0, 0, 0, 1.0, "ok", None, 0.0, "r")]  # NULL key
-        with pytest.raises(Exception):
+        with pytest.raises(duckdb.ConstraintException):
             st.upsert_scores(bad)
         assert st.query("SELECT count(*) FROM scores")[1][0][0] == 0
 

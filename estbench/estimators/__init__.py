@@ -37,6 +37,9 @@ def _register_zero_shot() -> None:
 
     for name, meta in getattr(zeroshot, "SPECS", {}).items():
         ESTIMATORS.register(name, f"estbench.estimators.zeroshot.measures:{name}", kind="zeroshot", **meta)
+    # derived estimators are computed from other estimators' stored scores
+    for name, meta in getattr(zeroshot, "DERIVED", {}).items():
+        ESTIMATORS.register(name, f"estbench.analysis.{name}:compute_{name}", kind="zeroshot", **meta)
 
 
 _register_zero_shot()

@@ -78,7 +78,9 @@ def _cost_tables(space: CellSpace, shape: NetShape) -> tuple[dict, dict[tuple[st
     return skeleton, per_layer
 
 
-def structural_cost(space: CellSpace, arch: Arch, what: str, shape: NetShape = NetShape(), live_only: bool = False) -> int:
+def structural_cost(
+    space: CellSpace, arch: Arch, what: str, shape: NetShape = NetShape(), live_only: bool = False
+) -> int:
     """Params, fvcore FLOPs or ReLU-module count of the standalone network; with
     ``live_only``, ops on edges off every input-to-output path are not counted."""
     skeleton, per_layer = _cost_tables(space, shape)

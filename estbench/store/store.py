@@ -142,7 +142,7 @@ class Store:
         """rows: dicts with arch_id, arch_str, iso_key, comp_key, degenerate."""
         cols = ("space", "arch_id", "arch_str", "iso_key", "comp_key", "degenerate")
         data = {c: [space] * len(rows) if c == "space" else [r[c] for r in rows] for c in cols}
-        self._in_transaction(lambda: self.insert_columns("archs", cols, data))
+        self.transaction(lambda: self.insert_columns("archs", cols, data))
 
     def arch_strings(self, space: str) -> list[str]:
         rows = self.con.execute("SELECT arch_str FROM archs WHERE space = ? ORDER BY arch_id", [space]).fetchall()
@@ -168,7 +168,7 @@ class Store:
                  "metric": [r[1] for r in rows], "value": [r[2] for r in rows]},
             )  # fmt: skip
 
-        self._in_transaction(work)
+        self.transaction(work)
         return sum(1 for _ in table.rows())
 
     # ---- estimators, configs, runs ---------------------------------------------
@@ -207,7 +207,7 @@ class Store:
         if not rows:
             return 0
         data = {c: [r[i] for r in rows] for i, c in enumerate(SCORE_COLUMNS)}
-        self._in_transaction(lambda: self.insert_columns("scores", SCORE_COLUMNS, data))
+        self.transaction(lambda: self.insert_columns("scores", SCORE_COLUMNS, data))
         return len(rows)
 
     def done_arch_ids(
@@ -221,7 +221,8 @@ class Store:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def _in_transaction(self, work) -> None:
+    def transaction(self, work) -> None:
+        """Run ``work()`` in one transaction: all of its writes land, or none."""
         try:
             self.con.execute("BEGIN TRANSACTION")
             work()

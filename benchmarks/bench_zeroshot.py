@@ -1,0 +1,131 @@
+"""Cost of the zero-shot suite relative to one plain CE forward + backward.
+
+On one NB201 architecture and one batch of random 32x32 images, times (median of
+--repeats runs after a warm-up):
+
+- plain: one CE forward + backward on an already built network;
+- suite: the 9 measures through ``engine.run_measures`` (its two network builds
+  included, as in real scoring);
+- suite without grasp;
+- reference: the per-measure pattern of the reference code (build once, then a deep
+  copy and a separate pass per measure; the textbook implementations of
+  tests/test_zeroshot.py).
+
+Cases are interleaved repeat by repeat. Targets: suite <= 4x plain, suite without
+grasp <= 2x plain.
+
+    .venv/bin/python benchmarks/bench_zeroshot.py [--repeats 5] [--device cpu] [--batch 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from estbench.estimators.zeroshot import SPECS  # noqa: E402
+from estbench.estimators.zeroshot.engine import run_measures  # noqa: E402
+from estbench.spaces import get_space  # noqa: E402
+from tests.test_zeroshot import REFERENCE  # noqa: E402
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the slow per-measure reference pattern")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    space = get_space("nb201")
+    arch = space.parse(ARCH)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, 10, (args.batch,), generator=gen).to(device)
+    build = lambda bn: space.build(arch, bn=bn)  # noqa: E731
+    all_names = list(SPECS)
+    no_grasp = [n for n in all_names if n != "grasp"]
+
+    torch.manual_seed(0)
+    net = build(True).to(device).train()
+
+    def plain() -> None:
+        net.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+
+    stages: dict[str, list[float]] = defaultdict(list)
+
+    def suite(names: list[str], record: bool = False):
+        def run() -> None:
+            values, timings, errors = run_measures(build, x, y, names, seed=0, device=device)
+            assert not errors, errors
+            if record:
+                for k, v in timings.items():
+                    stages[k].append(v)
+
+        return run
+
+    def reference() -> None:
+        torch.manual_seed(0)
+        base = build(True).to(device)
+        for name in all_names:
+            REFERENCE[name](base, x, y)
+
+    cases = {
+        "plain CE fwd+bwd": plain,
+        "suite (9 measures)": suite(all_names, record=True),
+        "suite without grasp": suite(no_grasp),
+    }
+    if not args.no_reference and device.type == "cpu":
+        cases["reference (copy + pass per measure)"] = reference
+    runs: dict[str, list[float]] = {label: [] for label in cases}
+    for fn in cases.values():
+        fn()  # warm-up
+    stages.clear()
+    for _ in range(args.repeats):  # interleaved, so drifting machine load hits every case alike
+        for label, fn in cases.items():
+            runs[label].append(timed(fn, device))
+    medians = {label: statistics.median(r) for label, r in runs.items()}
+
+    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} repeats={args.repeats}")
+    print(f"arch {ARCH}")
+    base = medians["plain CE fwd+bwd"]
+    for label, t in medians.items():
+        print(f"  {label:38s} {t * 1e3:9.1f} ms  {t / base:5.2f}x plain")
+    print("suite stages (median ms):", {k: round(statistics.median(v) * 1e3, 1) for k, v in stages.items()})
+    print(f"ratio suite/plain             = {medians['suite (9 measures)'] / base:.2f}  (target <= 4)")
+    print(f"ratio suite-without-grasp/plain = {medians['suite without grasp'] / base:.2f}  (target <= 2)")
+    if "reference (copy + pass per measure)" in medians:
+        print(f"ratio reference/plain         = {medians['reference (copy + pass per measure)'] / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""Zero-shot scoring runs through the CLI on the toy space (noise inputs, or a tiny
+CIFAR-10 fixture in the official python format)."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from estbench.cli import app
+from estbench.store.store import Store
+
+NOISE = ["--input", "noise-gaussian", "--batch-size", "8", "--batches", "2"]
+
+
+def score(runner, store, *args):
+    return runner.invoke(app, ["score", "--space", "toy", "--store", store, *NOISE, *args])
+
+
+def values(store, sql="SELECT estimator, arch_id, seed, batch, value, status FROM scores ORDER BY ALL"):
+    with Store(store, read_only=True) as st:
+        return st.query(sql)[1]
+
+
+def test_suite_per_batch_rows_and_statuses(runner, tmp_path):
+    store = str(tmp_path / "z.duckdb")
+    r = score(runner, store, "--zse", "all", "--seed", "1", "--seed", "2")
+    assert r.exit_code == 0, r.output
+    rows = values(
+        store,
+        "SELECT estimator, count(*), count(DISTINCT batch), count(DISTINCT seed) FROM scores GROUP BY 1 ORDER BY 1",
+    )
+    counts = {r[0]: r[1:] for r in rows}
+    assert counts["snip"] == (27 * 2 * 2, 2, 2)
+    assert counts["synflow"] == (27 * 2, 1, 2)  # data-free: batch 0 only
+    assert "vote" in counts
+    # degenerate archs give non-finite jacob_cov: stored with a status, never a sentinel
+    bad = values(store, "SELECT count(*) FROM scores WHERE status = 'nonfinite' AND estimator = 'jacob_cov'")[0][0]
+    assert bad > 0
+    assert values(store, "SELECT count(*) FROM scores WHERE status = 'ok' AND NOT isfinite(value)")[0][0] == 0
+    # every row carries the wall time of its pass
+    assert values(store, "SELECT min(elapsed_s) FROM scores WHERE estimator <> 'vote'")[0][0] > 0
+    r = runner.invoke(app, ["criteria", "--space", "toy", "--truth", "cifar10-test", "--store", store])
+    assert r.exit_code == 2 and "no truth loaded" in r.output
+
+
+def test_deterministic_for_a_seed(runner, tmp_path):
+    a, b = str(tmp_path / "a.duckdb"), str(tmp_path / "b.duckdb")
+    for s in (a, b):
+        assert (
+            score(runner, s, "--zse", "snip", "--zse", "relu_logdet", "--zse", "synflow", "--seed", "7").exit_code == 0
+        )
+    assert values(a) == values(b)
+    c = str(tmp_path / "c.duckdb")
+    score(runner, c, "--zse", "snip", "--seed", "8")
+    snip_a = [r for r in values(a) if r[0] == "snip"]
+    assert snip_a != values(c)
+
+
+def test_more_batches_extend_the_cache(runner, tmp_path):
+    store = str(tmp_path / "z.duckdb")
+    args = ["--input", "noise-uniform", "--batch-size", "8", "--zse", "grad_norm", "--seed", "3"]
+    r = runner.invoke(app, ["score", "--space", "toy", "--store", store, "--batches", "1", *args])
+    assert r.exit_code == 0, r.output
+    first = values(store)
+    r = runner.invoke(app, ["score", "--space", "toy", "--store", store, "--batches", "3", *args])
+    assert "27 requested, 0 cached, 27 computed" in r.output
+    after = values(store)
+    assert len(after) == 27 * 3 and set(first) <= set(after)
+    r = runner.invoke(app, ["score", "--space", "toy", "--store", store, "--batches", "3", *args])
+    assert "27 cached, 0 computed" in r.output
+
+
+def test_vote_is_mean_percent_rank_of_experts(runner, tmp_path):
+    store = str(tmp_path / "z.duckdb")
+    r = score(
+        runner,
+        store,
+        "--zse",
+        "vote",
+        "--zse",
+        "snip",
+        "--zse",
+        "synflow",
+        "--vote-experts",
+        "snip,synflow",
+        "--seed",
+        "1",
+    )
+    assert r.exit_code == 0, r.output
+    rows = values(
+        store,
+        "SELECT estimator, arch_id, value FROM score_mean WHERE estimator IN ('snip', 'synflow', 'vote') AND value IS NOT NULL",
+    )
+    by = {}
+    for e, a, v in rows:
+        by.setdefault(e, {})[a] = v
+    common = sorted(set(by["snip"]) & set(by["synflow"]))
+    assert sorted(by["vote"]) == common
+
+    def pct(d):
+        v = np.array([d[a] for a in common])
+        ranks = np.array([np.sum(v < x) for x in v])  # percent_rank: (rank - 1) / (n - 1), ties share
+        return ranks / (len(v) - 1)
+
+    expected = (pct(by["snip"]) + pct(by["synflow"])) / 2
+    assert np.allclose([by["vote"][a] for a in common], expected)
+
+
+def test_vote_without_expert_scores(runner, tmp_path):
+    r = score(runner, str(tmp_path / "z.duckdb"), "--zse", "vote")
+    assert r.exit_code == 2 and "vote needs scores of all its experts" in r.output
+
+
+def test_failed_measure_is_recorded_and_others_continue(runner, tmp_path, monkeypatch):
+    from estbench.estimators.zeroshot import formulas
+
+    def boom(*a, **k):
+        raise RuntimeError("synthetic failure")
+
+    monkeypatch.setattr(formulas, "snip", boom)
+    store = str(tmp_path / "z.duckdb")
+    r = score(runner, store, "--zse", "snip", "--zse", "grad_norm", "--seed", "1")
+    assert r.exit_code == 0 and "snip" in r.output
+    rows = values(store, "SELECT estimator, status, count(*), any_value(detail) FROM scores GROUP BY 1, 2 ORDER BY 1")
+    assert ("grad_norm", "ok", 54, None) in rows
+    assert ("snip", "failed", 54, "RuntimeError: synthetic failure") in rows
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--zse", "synflw"], "Did you mean synflow"),
+        (["--zse", "params"], "not a zero-shot estimator"),
+        (["--zse", "snip", "--device", "cuda"], "no CUDA device is available"),
+        (["--zse", "snip", "--device", "tpu"], "unknown --device"),
+        (["--zse", "snip", "--input", "imagenet"], "unknown --input"),
+        (["--zse", "snip", "--batch-size", "1"], "--batch-size must be >= 2"),
+    ],
+)
+def test_bad_zero_shot_input(runner, tmp_path, args, message):
+    import torch
+
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    r = runner.invoke(app, ["score", "--space", "toy", "--store", str(tmp_path / "z.duckdb"), *args])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def write_fake_cifar(root, n_per_batch=20):
+    """A tiny cifar-10-batches-py directory in the official pickle format."""
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        blob = {
+            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            b"labels": list(rng.integers(0, 10, n_per_batch)),
+        }
+        with open(d / name, "wb") as fh:
+            pickle.dump(blob, fh)
+    return root
+
+
+def test_cifar_input_records_source(runner, tmp_path):
+    data = write_fake_cifar(tmp_path / "data")
+    store = str(tmp_path / "z.duckdb")
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--space",
+            "toy",
+            "--store",
+            store,
+            "--data-dir",
+            str(data),
+            "--zse",
+            "snip",
+            "--batch-size",
+            "8",
+            "--batches",
+            "2",
+            "--seed",
+            "1",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    cfg = json.loads(values(store, "SELECT config FROM configs WHERE estimator = 'snip'")[0][0])
+    assert cfg["input"].startswith("cifar10-train[cifar-10-batches-py]") and cfg["batch_size"] == 8
+
+
+def test_missing_cifar_is_one_line(runner, tmp_path, monkeypatch):
+    import estbench.data.lookup as lookup
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lookup, "_PROJECT_ROOT", tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = runner.invoke(
+        app,
+        ["score", "--space", "toy", "--store", str(tmp_path / "z.duckdb"), "--data-dir", str(empty), "--zse", "snip"],
+    )
+    assert r.exit_code == 2
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "cifar-10-batches-py" in lines[0]
