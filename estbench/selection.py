@@ -5,6 +5,7 @@
 - ``sample:N`` or ``sample:N@SEED``: N ids drawn without replacement (seed 0 by default)
 - ``with-truth``: every architecture that has a truth value
 - ``deiso``: one representative per isomorphism class (the smallest arch id)
+- ``deiso:N`` or ``deiso:N@SEED``: N of those representatives drawn without replacement
 - a path to a file with one architecture string per line (``#`` starts a comment)
 """
 
@@ -21,7 +22,7 @@ from estbench.spaces.base import SearchSpace
 from estbench.store.store import Store
 
 _RANGE = re.compile(r"^(\d*):(\d*)$")
-_SAMPLE = re.compile(r"^sample:(\d+)(?:@(\d+))?$")
+_SAMPLE = re.compile(r"^(sample|deiso):(\d+)(?:@(\d+))?$")
 
 
 def ensure_archs(store: Store, space: SearchSpace, data: DataDir) -> int:
@@ -53,24 +54,30 @@ def select_archs(store: Store, space: SearchSpace, spec: str = "all") -> list[in
             raise BadInput(f"--archs {spec}: range must lie within 0:{total} and be non-empty")
         return list(range(lo, hi))
     if m := _SAMPLE.match(spec):
-        k, seed = int(m.group(1)), int(m.group(2) or 0)
-        if not 0 < k <= total:
-            raise BadInput(f"--archs {spec}: sample size must be 1..{total}")
-        return sorted(np.random.default_rng(seed).choice(total, size=k, replace=False).tolist())
+        pool = _deiso(store, name) if m.group(1) == "deiso" else list(range(total))
+        k, seed = int(m.group(2)), int(m.group(3) or 0)
+        if not 0 < k <= len(pool):
+            raise BadInput(f"--archs {spec}: sample size must be 1..{len(pool)}")
+        return sorted(np.random.default_rng(seed).choice(pool, size=k, replace=False).tolist())
     if spec == "with-truth":
         _, rows = store.query("SELECT DISTINCT arch_id FROM truth WHERE space = ? ORDER BY 1", [name])
         if not rows:
             raise BadInput(f"--archs with-truth: no truth loaded for {name}; run `estbench truth load --space {name}`")
         return [r[0] for r in rows]
     if spec == "deiso":
-        _, rows = store.query("SELECT min(arch_id) FROM archs WHERE space = ? GROUP BY iso_key ORDER BY 1", [name])
-        return [r[0] for r in rows]
+        return _deiso(store, name)
     path = Path(spec)
     if path.is_file():
         return _archs_from_file(store, space, path)
     raise BadInput(
-        f"--archs {spec!r}: expected all, A:B, sample:N[@SEED], with-truth, deiso or an existing file of arch strings"
+        f"--archs {spec!r}: expected all, A:B, sample:N[@SEED], with-truth, deiso, deiso:N[@SEED] "
+        "or an existing file of arch strings"
     )
+
+
+def _deiso(store: Store, space: str) -> list[int]:
+    _, rows = store.query("SELECT min(arch_id) FROM archs WHERE space = ? GROUP BY iso_key ORDER BY 1", [space])
+    return [r[0] for r in rows]
 
 
 def _archs_from_file(store: Store, space: SearchSpace, path: Path) -> list[int]:

@@ -105,7 +105,7 @@ def test_archs_selection(runner, tmp_path, toy):
     archs_file.write_text(
         "# two archs\n" + toy.arch_list(None)[3] + "\n" + toy.arch_list(None)[7] + "  # trailing comment\n"
     )
-    for k, (spec, n) in enumerate([("0:5", 5), ("sample:4@1", 4), ("deiso", 9), (str(archs_file), 2)]):
+    for k, (spec, n) in enumerate([("0:5", 5), ("sample:4@1", 4), ("deiso", 9), ("deiso:4@2", 4), (str(archs_file), 2)]):
         store = str(tmp_path / f"s{k}.duckdb")
         r = runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", spec, "--store", store])
         assert r.exit_code == 0, r.output

@@ -3,7 +3,7 @@ numpy/scipy compute the criteria per estimator group."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,7 +23,7 @@ class GroupCriteria:
     values: dict[str, float]
     n_failed: int = 0
     n_nonfinite: int = 0
-    extra: dict = field(default_factory=dict)
+    seconds_per_arch: float = float("nan")
 
 
 def check_inputs(store: Store, space: str, metric: str, protocol: str, estimators: list[str]) -> list[str]:
@@ -76,9 +76,7 @@ def evaluate(
     data = cur.fetchnumpy() if hasattr(cur, "fetchnumpy") else None
     rows = {c: np.asarray(data[c]) for c in cols}
     excl_params = {k: params[k] for k in ("space", "estimators", "epochs", "seeds")}
-    excluded = {
-        (r[0], r[1], r[2]): (r[3], r[4]) for r in store.con.execute(load_sql("excluded"), excl_params).fetchall()
-    }
+    stats = {(r[0], r[1], r[2]): r[3:] for r in store.con.execute(load_sql("group_stats"), excl_params).fetchall()}
     out: list[GroupCriteria] = []
     if not len(rows["estimator"]):
         return out
@@ -94,6 +92,6 @@ def evaluate(
             bool(rows["higher_is_better"][lo]), ks,
         )  # fmt: skip
         key = (str(keys[lo][0]), str(keys[lo][1]), int(keys[lo][2]))
-        failed, nonfinite = excluded.get(key, (0, 0))
-        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite)))
+        failed, nonfinite, seconds = stats.get(key, (0, 0, None))
+        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite), float("nan") if seconds is None else seconds))
     return out

@@ -1,0 +1,20 @@
+-- Per estimator group: scores that cannot enter criteria (failed or non-finite batches)
+-- and the cost: mean over (arch, seed) of the wall seconds summed over its batches.
+-- Parameters: $space, $estimators, $epochs, $seeds (as in points.sql)
+SELECT estimator, config_hash, epoch,
+       sum(n_failed_rows) AS n_failed,
+       sum(n_nonfinite_rows) AS n_nonfinite,
+       avg(seconds) AS seconds_per_arch
+FROM (
+    SELECT estimator, config_hash, epoch, arch_id, seed,
+           count(*) FILTER (WHERE status = 'failed') AS n_failed_rows,
+           count(*) FILTER (WHERE status = 'nonfinite') AS n_nonfinite_rows,
+           sum(elapsed_s) AS seconds
+    FROM scores
+    WHERE space = $space
+      AND list_contains($estimators, estimator)
+      AND (len($epochs) = 0 OR list_contains($epochs, epoch))
+      AND (len($seeds) = 0 OR list_contains($seeds, seed))
+    GROUP BY estimator, config_hash, epoch, arch_id, seed
+)
+GROUP BY estimator, config_hash, epoch
