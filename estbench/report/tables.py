@@ -26,11 +26,13 @@ def _label(groups, g) -> str:
 
 
 def a9_rows(groups) -> tuple[list[str], list[list]]:
-    cols = ["estimator"] + [c for c, _ in TABLE_A9] + ["points", "excluded"]
+    cols = ["estimator"] + [c for c, _ in TABLE_A9] + ["points", "excluded", "s/arch"]
     rows = []
     for g in groups:
         rows.append(
-            [_label(groups, g)] + [g.values[k] for _, k in TABLE_A9] + [int(g.values["n"]), g.n_failed + g.n_nonfinite]
+            [_label(groups, g)]
+            + [g.values[k] for _, k in TABLE_A9]
+            + [int(g.values["n"]), g.n_failed + g.n_nonfinite, g.seconds_per_arch]
         )
     return cols, rows
 
