@@ -90,3 +90,19 @@ def test_locked_store(tmp_path):
         holder.wait()
     time.sleep(0.1)
     Store(path).close()  # usable again once the holder is gone
+
+
+def test_old_store_is_migrated_and_keeps_its_rows(tmp_path, monkeypatch):
+    import estbench.store.store as store_mod
+
+    path = tmp_path / "old.duckdb"
+    monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS[:1])
+    with Store(path) as st:
+        st.upsert_scores([row(1), row(2)])
+    monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS)
+    with pytest.raises(StoreError, match="open it once with a writing command"):
+        Store(path, read_only=True)
+    with Store(path) as st:
+        assert st.schema_version() == MIGRATIONS[-1][0]
+        assert st.query("SELECT count(*) FROM scores")[1][0][0] == 2
+        assert st.query("SELECT count(*) FROM score_seed_mean")[1][0][0] == 2

@@ -42,4 +42,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             FROM scores GROUP BY space, arch_id, estimator, config_hash, epoch, seed;
         """,
     ),
+    (
+        2,
+        "one-shot runs: train_epochs, checkpoints, configs.label, view score_seed_mean",
+        """
+        ALTER TABLE configs ADD COLUMN label VARCHAR;
+        CREATE TABLE train_epochs (
+            space VARCHAR NOT NULL, run_name VARCHAR NOT NULL, epoch INTEGER NOT NULL,
+            train_loss DOUBLE, lr DOUBLE, seconds DOUBLE, steps INTEGER,
+            PRIMARY KEY (space, run_name, epoch));
+        CREATE TABLE checkpoints (
+            space VARCHAR NOT NULL, run_name VARCHAR NOT NULL, epoch INTEGER NOT NULL,
+            path VARCHAR NOT NULL, written_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (space, run_name, epoch));
+        CREATE VIEW score_seed_mean AS
+            SELECT space, arch_id, estimator, config_hash, epoch,
+                   avg(value) AS value, count(value) AS n_seeds
+            FROM score_mean GROUP BY space, arch_id, estimator, config_hash, epoch;
+        """,
+    ),
 ]
