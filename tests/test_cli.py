@@ -270,3 +270,23 @@ def test_criteria_without_store(runner, tmp_path):
         runner.invoke(app, ["criteria", "--space", "toy", "--store", str(tmp_path / "none.duckdb")]), code=1
     )
     assert "no store at" in msg
+
+
+def test_locked_store_is_one_line(runner, tmp_path, toy_store):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({toy_store!r}); print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        msg = one_line_error(runner.invoke(app, ["score", "--space", "toy", "-e", "flops", "--store", toy_store]), code=1)
+        assert "locked by another process" in msg
+    finally:
+        holder.kill()
+        holder.wait()
+    with Store(toy_store, read_only=True) as st:  # nothing lost
+        assert st.query("SELECT count(*) FROM scores")[1][0][0] == 81
