@@ -272,19 +272,28 @@ def score(
 
 
 class _progress:
-    """A rich progress bar per estimator (archs/s, ETA) on stderr, quiet when piped."""
+    """A rich progress bar per task (archs/s, ETA) on stderr. When stderr is not a
+    terminal (a run in the background, a log file), one plain line every
+    ``log_every`` seconds instead."""
+
+    log_every = 30.0
 
     def __enter__(self):
+        import time
+
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         console = Console(stderr=True)
+        self.plain = not console.is_terminal
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-            console=console, disable=not console.is_terminal,
+            console=console, disable=self.plain,
         )  # fmt: skip
         self.tasks: dict[str, int] = {}
+        self.clock = time.monotonic
+        self.last_log = self.clock()
         self.bar.start()
         return self
 
@@ -293,8 +302,16 @@ class _progress:
             self.tasks[name] = self.bar.add_task(name, total=total, rate="")
         task = self.tasks[name]
         self.bar.advance(task, advance)
-        speed = self.bar.tasks[task].speed
-        self.bar.update(task, rate=f"{speed:,.0f} archs/s" if speed else "")
+        info = self.bar.tasks[task]
+        speed = info.speed
+        self.bar.update(task, rate=f"{speed:,.2f} archs/s" if speed else "")
+        now = self.clock()
+        if self.plain and (now - self.last_log >= self.log_every or info.completed >= total):
+            self.last_log = now
+            eta = f", ETA {info.time_remaining:.0f}s" if info.time_remaining is not None else ""
+            rate = f", {speed:.2f}/s" if speed else ""
+            sys.stderr.write(f"{name}: {info.completed:.0f}/{total}{rate}{eta}\n")
+            sys.stderr.flush()
 
     def __exit__(self, *exc):
         self.bar.stop()
