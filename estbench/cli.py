@@ -183,6 +183,22 @@ def score(
     zse: List[str] | None = typer.Option(
         None, "--zse", help="Zero-shot estimator (repeatable), or 'all' for the whole suite (+ vote)."
     ),
+    ose: List[str] | None = typer.Option(
+        None, "--ose", help="One-shot run (repeatable): store os_acc and os_loss of the archs inside its supernet."
+    ),
+    epoch: List[int] | None = typer.Option(
+        None, "--epoch", help="Checkpoint epoch of --ose runs (repeatable) [default: the last]."
+    ),
+    bn: str = typer.Option(
+        "train",
+        "--bn",
+        help="One-shot BN mode: train (batch statistics, the paper's) or recalibrate (re-estimate per arch).",
+    ),
+    ensemble: int = typer.Option(
+        1,
+        "--ensemble",
+        help="One-shot temporal ensemble: average the weights of the last K checkpoints (paper Sec. 6.1).",
+    ),
     archs: str = typer.Option(
         "all",
         "--archs",
@@ -195,6 +211,11 @@ def score(
     batch_size: int = typer.Option(128, "--batch-size", help="Zero-shot batch size (paper: 128)."),
     batches: int = typer.Option(
         5, "--batches", help="Zero-shot batches per architecture (paper: 5); every batch is stored."
+    ),
+    weights: str = typer.Option(
+        "fresh",
+        "--weights",
+        help="Zero-shot weights: fresh (a seeded standalone network per arch) or supernet-init (candidates of one random supernet per seed, the paper's code).",
     ),
     input_kind: str = typer.Option(
         "cifar10", "--input", help="cifar10 (fixed unaugmented training batches), noise-uniform or noise-gaussian."
@@ -235,13 +256,29 @@ def score(
     from estbench.spaces import get_space
 
     sp = get_space(space)
+    if not (estimator or zse) and ose:
+        return _score_one_shot(
+            space,
+            list(ose),
+            archs,
+            list(epoch or []),
+            batch_size,
+            batches,
+            bn,
+            ensemble,
+            data_seed,
+            device,
+            chunk_size,
+            store,
+            data_dir,
+        )
     names = _estimator_names(list(estimator or []), list(zse or []))
     by_need = {n: ESTIMATORS.meta(n) for n in names}
     structural = [n for n in names if by_need[n]["kind"] == "structural"]
     derived = [n for n in names if by_need[n]["needs"] == "analysis"]
     zero_shot = [n for n in names if n not in structural and n not in derived]
     zcfg = ZeroShotConfig(
-        batch_size=batch_size, n_batches=batches, input=input_kind, dtype=dtype, device=device, data_seed=data_seed,
+        batch_size=batch_size, n_batches=batches, input=input_kind, init=weights, dtype=dtype, device=device, data_seed=data_seed,
         tf32=tf32, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size or 20,
     )  # fmt: skip
     zcfg.validate()
@@ -263,12 +300,181 @@ def score(
             for e in experts:
                 ESTIMATORS.entry(e)
             summaries.append(score_vote(st, sp, experts, zcfg, data))
+    if ose:
+        _score_one_shot(
+            space,
+            list(ose),
+            archs,
+            list(epoch or []),
+            batch_size,
+            batches,
+            bn,
+            ensemble,
+            data_seed,
+            device,
+            chunk_size,
+            store,
+            data_dir,
+        )
+    _print_summaries(summaries)
+
+
+def _print_summaries(summaries) -> None:
     for s in summaries:
         typer.echo(
             f"{s.estimator} [{s.config_hash}]: {s.requested} requested, {s.cached} cached, {s.computed} computed "
             f"({s.failed} failed, {s.nonfinite} non-finite) in {s.seconds:.1f}s",
             err=True,
         )
+
+
+def _score_one_shot(
+    space, runs, archs, epochs, batch_size, batches, bn, ensemble, data_seed, device, chunk_size, store, data_dir
+) -> None:
+    from estbench.data.lookup import DataDir
+    from estbench.oneshot_runs import OneShotEval, score_one_shot
+    from estbench.selection import ensure_archs, select_archs
+    from estbench.spaces import get_space
+
+    sp = get_space(space)
+    ev = OneShotEval(
+        batch_size=batch_size,
+        n_batches=batches,
+        bn=bn,
+        ensemble=ensemble,
+        data_seed=data_seed,
+        device=device,
+        chunk_size=chunk_size or 100,
+    )
+    data = DataDir(data_dir)
+    summaries = []
+    with _store(store) as st:
+        ensure_archs(st, sp, data)
+        ids = select_archs(st, sp, archs)
+        with _progress() as prog:
+            for run in runs:
+                summaries += score_one_shot(st, sp, run, ids, epochs, ev, data, prog)
+    _print_summaries(summaries)
+
+
+# ---- train ------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def train(
+    space: str = SpaceOpt,
+    run: str = typer.Option(..., "--run", "-r", help="Name of the run (its checkpoints live in RUNS_DIR/SPACE/RUN)."),
+    preset: str = typer.Option(
+        "paper",
+        "--preset",
+        help="paper (the paper's full setting, for a GPU: 1000 epochs) or cpu-small (about 25 min on 2 CPU cores).",
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs [preset]."),
+    seed: int | None = typer.Option(None, "--seed", help="Training seed (paper: 20, 2020, 202020) [20]."),
+    sampler: str | None = typer.Option(
+        None, "--sampler", help="uniform (all archs), deiso (uniform over isomorphism classes) or fairnas [uniform]."
+    ),
+    mc_samples: int | None = typer.Option(
+        None, "--mc-samples", help="Architectures whose gradients are averaged per step (paper Sec. 6.1) [1]."
+    ),
+    bn_affine: bool | None = typer.Option(
+        None, "--bn-affine/--no-bn-affine", help="Affine BN in cells (the paper advises against) [off]."
+    ),
+    c: int | None = typer.Option(None, "--channels", help="Initial channels C [preset]."),
+    n: int | None = typer.Option(None, "--cells", help="Cells per stage N [preset]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size [preset]."),
+    lr: float | None = typer.Option(None, "--lr", help="Initial learning rate [0.05]."),
+    train_images: int | None = typer.Option(
+        None, "--train-images", help="Train on a fixed subset of N images of the 80% split [preset]."
+    ),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", help="Checkpoint every K epochs (and at the end) [preset]."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run from its last checkpoint (same result as an uninterrupted run)."
+    ),
+    runs_dir: str | None = typer.Option(
+        None, "--runs-dir", envvar="ESTBENCH_RUNS", help="Folder of run folders [estbench_runs beside the store]."
+    ),
+    store: str | None = StoreOpt,
+    data_dir: str | None = DataOpt,
+) -> None:
+    """Train a weight-sharing supernet (the paper's one-shot estimator, App. D settings).
+
+    SGD momentum 0.9, weight decay 5e-4, lr 0.05 halved when the epoch's training loss
+    stops improving for the patience, gradient clip 5, dropout 0.1, CIFAR-10 train split
+    80/20, crop+flip augmentation. Checkpoints are written atomically and recorded in
+    the store with per-epoch loss, lr and time. Then score archs with
+    `estbench score --ose RUN`."""
+    from estbench.data.lookup import DataDir
+    from estbench.estimators.oneshot.train import preset_config
+    from estbench.oneshot_runs import runs_dir_for, train_run
+    from estbench.scoring_zeroshot import check_device
+    from estbench.spaces import get_space
+    from estbench.store.store import default_store_path
+
+    sp = get_space(space)
+    check_device(device)
+    overrides = dict(
+        epochs=epochs, seed=seed, sampler=sampler, mc_samples=mc_samples, bn_affine=bn_affine, c=c, n=n,
+        batch_size=batch_size, lr=lr, train_images=train_images, checkpoint_every=checkpoint_every, device=device,
+    )  # fmt: skip
+    cfg = preset_config(preset, **overrides)
+    store_path = store or default_store_path()
+    rdir = runs_dir_for(store_path, runs_dir)
+    with _train_progress(cfg) as prog:
+        out = train_run(
+            store_path, sp, run, cfg, DataDir(data_dir), rdir, resume, on_epoch=prog.epoch, on_step=prog.step
+        )
+    typer.echo(
+        f"run {run}: {out.epochs_done} epochs, checkpoints at {', '.join(map(str, out.checkpoints))} in {out.run_dir} "
+        f"({out.seconds:.0f}s this session)",
+        err=True,
+    )
+
+
+class _train_progress:
+    """Epoch / step / loss / lr / ETA on stderr; one line per epoch when not a terminal."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        console = Console(stderr=True)
+        self.plain = not console.is_terminal
+        self.bar = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f} lr {task.fields[lr]:.4g}"), TimeRemainingColumn(),
+            console=console, disable=self.plain,
+        )  # fmt: skip
+        self.task = None
+        self.bar.start()
+        return self
+
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task(
+                "train", total=None, epoch=epoch, epochs=self.cfg.epochs, loss=loss, lr=self.cfg.lr
+            )
+        self.bar.update(self.task, advance=1, epoch=epoch, loss=loss)
+
+    def epoch(self, stats) -> None:
+        if self.task is not None:
+            done_epochs = stats.epoch
+            self.bar.update(
+                self.task, total=self.cfg.epochs * stats.steps, completed=done_epochs * stats.steps, lr=stats.lr
+            )
+        if self.plain:
+            sys.stderr.write(
+                f"epoch {stats.epoch}/{self.cfg.epochs}: loss {stats.train_loss:.4f} lr {stats.lr:.4g} ({stats.seconds:.1f}s)\n"
+            )
+            sys.stderr.flush()
+
+    def __exit__(self, *exc):
+        self.bar.stop()
 
 
 class _progress:

@@ -24,6 +24,11 @@ from estbench.store.store import Store
 INPUTS = ("cifar10", "noise-uniform", "noise-gaussian")
 DTYPES = ("float32", "float64")
 DATA_FREE_PASSES = ("synflow", "synflow_bn")
+# fresh: a standalone network per architecture, built from the seed (zero-cost-nas);
+# supernet-init: the architecture as a candidate of ONE randomly initialised supernet per
+# seed (the paper's aw_nas code: only edges on input-output paths run, cell BN without
+# affine; dropout is off so that values are deterministic).
+WEIGHTS = ("fresh", "supernet-init")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class ZeroShotConfig:
     batch_size: int = 128
     n_batches: int = 5
     input: str = "cifar10"
-    init: str = "fresh"  # a fresh network per architecture, torch default init, seeded
+    init: str = "fresh"  # fresh: a seeded standalone network per arch; supernet-init: see below
     dtype: str = "float32"
     device: str = "cpu"
     data_seed: int = 0  # which training images form the batches
@@ -50,8 +55,8 @@ class ZeroShotConfig:
             raise BadInput(f"unknown --dtype {self.dtype!r} (known: {', '.join(DTYPES)})")
         if self.batch_size < 2 or self.n_batches < 1:
             raise BadInput("--batch-size must be >= 2 (jacob_cov and relu_logdet compare images) and --batches >= 1")
-        if self.init != "fresh":
-            raise BadInput(f"unknown --weights {self.init!r} (known: fresh)")
+        if self.init not in WEIGHTS:
+            raise BadInput(f"unknown --weights {self.init!r} (known: {', '.join(WEIGHTS)})")
 
 
 def check_device(device: str) -> None:
@@ -87,6 +92,30 @@ def load_batches(cfg: ZeroShotConfig, space: SearchSpace, data: DataDir):
         cfg.input, cfg.batch_size, cfg.n_batches, seed=cfg.data_seed, shape=res, num_classes=shape.num_classes
     )
     return batches, f"{cfg.input}@{cfg.data_seed}"
+
+
+def make_builder(space: SearchSpace, arch, cfg: ZeroShotConfig, supernets: dict):
+    """``build(bn)`` for the engine. For supernet-init the supernet of a seed is built
+    once (the engine seeds torch before each build; the first build per seed creates
+    it) and each build returns a candidate view of it."""
+    shape = dict(c=cfg.c, n=cfg.n, num_classes=cfg.num_classes)
+    if cfg.init == "fresh":
+        return lambda bn: space.build(arch, bn=bn, **shape)
+
+    def build(bn: bool):
+        import torch
+
+        from estbench.estimators.oneshot.supernet import CellSupernet
+        from estbench.estimators.zeroshot.candidate import SupernetCandidate
+
+        key = torch.initial_seed()
+        if key not in supernets:
+            s = space.shape(**shape)
+            supernets.clear()  # one seed at a time: keep memory flat
+            supernets[key] = CellSupernet(space.cell, s.c, s.n, s.num_classes, bn_affine=False, dropout=0.0)
+        return SupernetCandidate(supernets[key], arch, bn)
+
+    return build
 
 
 def _resolved(cfg: ZeroShotConfig, space: SearchSpace, input_desc: str) -> dict:
@@ -152,6 +181,7 @@ def score_zero_shot(
     resolved = _resolved(cfg, space, input_desc)
     run_id = store.start_run("score", space.name, ",".join(names), {**resolved, "seeds": seeds, "estimators": hashes})
     status, written, start = "interrupted", 0, time.perf_counter()
+    supernets: dict = {}
     label = "zero-shot " + (names[0] if len(names) == 1 else f"({len(names)} measures)")
     try:
         for seed in seeds:
@@ -165,11 +195,7 @@ def score_zero_shot(
             for lo in range(0, len(todo), cfg.chunk_size):
                 rows = []
                 for aid, wanted in todo[lo : lo + cfg.chunk_size]:
-                    arch = space.parse(strs[aid])
-                    shape = dict(c=cfg.c, n=cfg.n, num_classes=cfg.num_classes)
-
-                    def build(bn: bool, arch=arch, shape=shape):
-                        return space.build(arch, bn=bn, **shape)
+                    build = make_builder(space, space.parse(strs[aid]), cfg, supernets)
 
                     for b, (x, y) in enumerate(batches):
                         ms = [m for m in wanted if b < n_needed[m]]

@@ -205,3 +205,19 @@ def test_missing_cifar_is_one_line(runner, tmp_path, monkeypatch):
     assert r.exit_code == 2
     lines = [x for x in r.output.splitlines() if x.strip()]
     assert len(lines) == 1 and "cifar-10-batches-py" in lines[0]
+
+
+def test_supernet_init_weights(runner, tmp_path):
+    """Candidates of one random supernet per seed: own config, deterministic, not the fresh values."""
+    a, b = str(tmp_path / "a.duckdb"), str(tmp_path / "b.duckdb")
+    for s in (a, b):
+        r = score(runner, s, "--zse", "snip", "--zse", "synflow", "--zse", "jacob_cov", "--weights", "supernet-init", "--seed", "4")
+        assert r.exit_code == 0, r.output
+    assert values(a) == values(b)
+    score(runner, a, "--zse", "snip", "--seed", "4")
+    rows = values(a, "SELECT estimator, count(DISTINCT config_hash) FROM scores GROUP BY 1 ORDER BY 1")
+    assert ("snip", 2) in rows
+    cfgs = [json.loads(r[0])["init"] for r in values(a, "SELECT config FROM configs WHERE estimator = 'snip'")]
+    assert sorted(cfgs) == ["fresh", "supernet-init"]
+    r = score(runner, a, "--zse", "snip", "--weights", "pretrained")
+    assert r.exit_code == 2 and "unknown --weights" in r.output

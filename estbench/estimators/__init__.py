@@ -27,6 +27,16 @@ for _name, (_settings, _description) in _STRUCTURAL.items():
     )  # fmt: skip
 
 
+ESTIMATORS.register(
+    "os_acc", "estbench.oneshot_runs:score_one_shot", kind="oneshot", higher_is_better=True, settings=(),
+    needs="supernet", description="accuracy of the architecture inside a trained supernet (train-mode BN)",
+)  # fmt: skip
+ESTIMATORS.register(
+    "os_loss", "estbench.oneshot_runs:score_one_shot", kind="oneshot", higher_is_better=False, settings=(),
+    needs="supernet", description="cross-entropy loss of the architecture inside a trained supernet",
+)  # fmt: skip
+
+
 def estimator_names(kind: str | None = None) -> list[str]:
     return ESTIMATORS.names(kind=kind) if kind else ESTIMATORS.names()
 

@@ -39,7 +39,19 @@ def a9_rows(groups) -> tuple[list[str], list[list]]:
 
 def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS, wide: bool = True) -> tuple[list[str], list[list]]:
     """Long criteria rows: one per group, every criterion as a column."""
-    base = ["estimator", "config_hash", "epoch", "points", "failed", "nonfinite", "s/arch", "lc", "kd", "spearman", "mean"]
+    base = [
+        "estimator",
+        "config_hash",
+        "epoch",
+        "points",
+        "failed",
+        "nonfinite",
+        "s/arch",
+        "lc",
+        "kd",
+        "spearman",
+        "mean",
+    ]
     per_k = [f"{c}@{format_k(k)}" for c in ("p_top", "p_bottom", "br", "wr") for k in ks] if wide else []
     rows = []
     for g in groups:

@@ -145,9 +145,14 @@ def forward(net: nn.Module, x: torch.Tensor, *, grad: bool, input_grad: bool, fi
 
 # ---- backward passes over the shared graph --------------------------------------------
 def input_gradient(fwd: Forward, *, retain_graph: bool) -> torch.Tensor:
-    """d(sum of logits)/dx for the batch (``jacob_cov.py``: ``y.backward(ones_like(y))``)."""
-    (jac,) = torch.autograd.grad(fwd.logits, fwd.x, grad_outputs=torch.ones_like(fwd.logits), retain_graph=retain_graph)
-    return jac.detach()
+    """d(sum of logits)/dx for the batch (``jacob_cov.py``: ``y.backward(ones_like(y))``).
+    An output that does not depend on the input (a supernet candidate without an
+    input-output path) has a zero Jacobian, so jacob_cov comes out non-finite, as for
+    the standalone network whose dead path multiplies by zero."""
+    (jac,) = torch.autograd.grad(
+        fwd.logits, fwd.x, grad_outputs=torch.ones_like(fwd.logits), retain_graph=retain_graph, allow_unused=True
+    )
+    return torch.zeros_like(fwd.x) if jac is None else jac.detach()
 
 
 def ce_gradients(

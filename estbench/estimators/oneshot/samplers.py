@@ -1,0 +1,86 @@
+"""Architecture samplers for supernet training, registered by short name.
+
+``make_sampler(name, cell, rng).step()`` returns the architectures to train on one batch
+(their gradients are averaged). MC samples (S > 1, paper Sec. 6.1) are the trainer calling
+``step()`` S times. Every random draw comes from the passed ``numpy`` generator, so a
+sampler is deterministic given it and checkpointing that generator's state checkpoints
+the sampler (no other state changes between steps).
+
+- ``uniform``: every op of every edge uniform, i.e. uniform over all architectures;
+- ``deiso``: uniform over isomorphism classes (``cell.canonical(arch, 'iso')``; 6,466 on
+  NB201, paper Sec. 6.2 / A.3.3), each class trained through one fixed representative:
+  its first member in ``cell.enumerate()`` order (ops in the space's op order, edges in
+  string order), so the table needs no benchmark file;
+- ``fairnas``: the paper's Algorithm 1: an independent random permutation of the ops per
+  edge, column j being architecture j, so each step trains len(ops) architectures in
+  which every edge uses every op exactly once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from estbench.registry import Registry
+from estbench.spaces.cell import Arch, CellSpace
+
+
+class Sampler:
+    """Base class: ``step()`` -> the architectures of one training step."""
+
+    def __init__(self, cell: CellSpace, rng: np.random.Generator):
+        self.cell, self.rng = cell, rng
+
+    def step(self) -> list[Arch]:
+        raise NotImplementedError
+
+
+SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
+
+
+@SAMPLERS.register("uniform", per_step=1, description="uniform over all architectures")
+class UniformSampler(Sampler):
+    def step(self) -> list[Arch]:
+        ops = self.cell.ops
+        return [tuple(ops[i] for i in self.rng.integers(0, len(ops), size=len(self.cell.edges)))]
+
+
+@lru_cache(maxsize=8)
+def iso_table(cell: CellSpace) -> dict[str, Arch]:
+    """iso key -> the fixed representative of that isomorphism class (first-seen order).
+    Score a deiso-trained supernet's classes through these architectures: the other
+    members of a class are never trained as such."""
+    first: dict[str, Arch] = {}
+    for arch in cell.enumerate():
+        first.setdefault(cell.canonical(arch, "iso"), arch)
+    return first
+
+
+def iso_representatives(cell: CellSpace) -> tuple[Arch, ...]:
+    return tuple(iso_table(cell).values())
+
+
+@SAMPLERS.register("deiso", per_step=1, description="uniform over isomorphism classes (one representative each)")
+class DeisoSampler(Sampler):
+    def __init__(self, cell: CellSpace, rng: np.random.Generator):
+        super().__init__(cell, rng)
+        self.representatives = iso_representatives(cell)
+
+    def step(self) -> list[Arch]:
+        return [self.representatives[int(self.rng.integers(0, len(self.representatives)))]]
+
+
+@SAMPLERS.register(
+    "fairnas", per_step="len(ops)", description="paper Algorithm 1: every edge uses every op once per step"
+)
+class FairNASSampler(Sampler):
+    def step(self) -> list[Arch]:
+        ops = self.cell.ops
+        perms = [self.rng.permutation(len(ops)) for _ in self.cell.edges]  # P[edge] = a permutation of the ops
+        return [tuple(ops[p[j]] for p in perms) for j in range(len(ops))]
+
+
+def make_sampler(name: str, cell: CellSpace, rng: np.random.Generator) -> Sampler:
+    """The registered sampler ``name`` (UnknownName with suggestions otherwise)."""
+    return SAMPLERS.get(name)(cell, rng)

@@ -1,0 +1,312 @@
+"""Supernet training (paper Sec. 2.1, Appendix D / Table A13) with exact resume.
+
+Each step draws S x ``sampler.step()`` architectures, averages their CE gradients on one
+augmented batch, clips the gradient norm and takes an SGD step; the learning rate halves
+when the epoch's average training loss has not decreased for ``lr_patience`` epochs
+(``ReduceLROnPlateau``). Checkpoints hold everything the next epoch depends on (weights,
+optimizer, scheduler, every RNG), so ``resume=True`` continues bit-identically on the
+same device.
+
+Presets (``PRESETS``):
+
+- ``paper``: the paper's NB201 setting: C=16, N=5, batch 512, 1000 epochs on all 40,000
+  training images (80% of CIFAR-10 train), lr 0.05, patience 30.
+- ``cpu-small``: a run that finishes in about 25 minutes on 2 CPU cores. Appendix A.1.4
+  finds channel proxies harmless and layer proxies harmful, so it halves the channels
+  (C=8) and keeps the N=5 cells per stage. Batch 128 on a fixed 10,000-image subset
+  gives 79 steps per epoch, the paper's number of steps per epoch (40,000 / 512);
+  60 epochs are ~4,700 steps at ~0.3 s (measured in benchmarks/bench_oneshot.py,
+  channels-last, 1 thread on a loaded machine: 2 quiet cores are not slower). A short run
+  keeps decreasing its loss, so the patience is cut to 5 epochs (it only guards against a
+  plateau) and checkpoints come every 5 epochs, enough for a 3- or 5-checkpoint temporal
+  ensemble (Sec. 6.1) at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from estbench.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, ImageSet, train_valid_split
+from estbench.errors import BadInput, EstbenchError, UnknownName
+from estbench.estimators.oneshot.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
+from estbench.estimators.oneshot.samplers import SAMPLERS, make_sampler
+from estbench.estimators.oneshot.supernet import CellSupernet
+from estbench.spaces.cell import CellSpace
+
+__all__ = ["TrainConfig", "PRESETS", "EpochStats", "train_supernet", "list_checkpoints", "load_checkpoint"]
+
+PAD = 4  # random-crop padding of the standard CIFAR augmentation
+# fields a resumed run may change; any other difference from the checkpoint is an error
+RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "device")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Supernet training settings; defaults are the paper's NB201 ones (Table A13)."""
+
+    epochs: int = 1000
+    seed: int = 20  # the paper's seeds: 20, 2020, 202020
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 512
+    grad_clip: float = 5.0
+    dropout: float = 0.1
+    lr_patience: int = 30
+    lr_factor: float = 0.5
+    sampler: str = "uniform"
+    mc_samples: int = 1
+    c: int = 16
+    n: int = 5
+    num_classes: int = 10
+    bn_affine: bool = False
+    checkpoint_every: int = 50
+    train_images: int | None = None  # None: the whole training split; N: a fixed seeded subset
+    valid_fraction: float = 0.2
+    split_seed: int = 0
+    augment: bool = True
+    channels_last: bool = True  # memory format only: ~1.7x faster on CPU, same function
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        positive = ("epochs", "batch_size", "mc_samples", "c", "n", "num_classes", "checkpoint_every", "lr_patience")
+        bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) < 1]
+        if self.train_images is not None and self.train_images < 1:
+            bad.append(f"train_images={self.train_images}")
+        if not self.lr > 0 or not 0 < self.lr_factor < 1 or not 0 <= self.dropout < 1 or not self.grad_clip > 0:
+            bad.append("lr > 0, 0 < lr_factor < 1, 0 <= dropout < 1 and grad_clip > 0 are required")
+        if bad:
+            raise BadInput(f"bad training config: {', '.join(bad)}")
+        if self.sampler not in SAMPLERS:
+            raise UnknownName(SAMPLERS.unknown_message(self.sampler))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise BadInput(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**d)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"epochs": 1000, "c": 16, "n": 5, "batch_size": 512, "checkpoint_every": 100},
+    "cpu-small": {
+        "epochs": 60, "c": 8, "n": 5, "batch_size": 128, "train_images": 10_000,
+        "lr_patience": 5, "checkpoint_every": 5,
+    },
+}  # fmt: skip
+
+
+def preset_config(name: str, **overrides: Any) -> TrainConfig:
+    """The preset's config with ``overrides`` (None values are ignored)."""
+    if name not in PRESETS:
+        raise UnknownName(f"unknown training preset {name!r}. Known: {', '.join(PRESETS)}.")
+    return TrainConfig.from_dict({**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int  # 1-based: the number of epochs done
+    train_loss: float  # mean CE over the epoch's images and sampled architectures
+    lr: float  # the learning rate used during the epoch
+    seconds: float
+    steps: int
+
+
+# ---- data --------------------------------------------------------------------------
+def split_indices(cfg: TrainConfig, n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid) image indices: the seeded 80/20 split, the training part cut to a
+    fixed subset of ``train_images`` when set (the same for every training seed)."""
+    train, valid = train_valid_split(n_images, cfg.valid_fraction, cfg.split_seed)
+    if cfg.train_images is not None:
+        if cfg.train_images > len(train):
+            raise BadInput(f"train_images={cfg.train_images} exceeds the {len(train)} images of the training split")
+        pick = np.random.default_rng([cfg.split_seed, 1]).choice(len(train), cfg.train_images, replace=False)
+        train = np.sort(train[pick])
+    return train, valid
+
+
+class TrainBatches:
+    """Shuffled, optionally augmented (random crop with 4-pixel zero padding, horizontal
+    flip) and normalized batches, drawn from one torch generator."""
+
+    def __init__(self, images: ImageSet, indices: np.ndarray, cfg: TrainConfig, generator: torch.Generator):
+        self.images = torch.from_numpy(np.ascontiguousarray(images.images[indices]))  # uint8 NHWC
+        self.labels = torch.from_numpy(images.labels[indices].copy())
+        self.cfg, self.gen = cfg, generator
+        self.mean = torch.tensor(CIFAR10_MEAN, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(CIFAR10_STD, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.cfg.batch_size)
+
+    def epoch(self):
+        order = torch.randperm(len(self.labels), generator=self.gen)
+        for b in range(len(self)):
+            idx = order[b * self.cfg.batch_size : (b + 1) * self.cfg.batch_size]
+            x = self.images[idx]
+            if self.cfg.augment:
+                x = self._crop_flip(x)
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)  # NCHW view of NHWC: channels-last
+            x = (x - self.mean) / self.std
+            yield (x if self.cfg.channels_last else x.contiguous()), self.labels[idx]
+
+    def _crop_flip(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        padded = F.pad(x, (0, 0, PAD, PAD, PAD, PAD))
+        dy = torch.randint(0, 2 * PAD + 1, (b,), generator=self.gen)
+        dx = torch.randint(0, 2 * PAD + 1, (b,), generator=self.gen)
+        flip = torch.randint(0, 2, (b,), generator=self.gen).bool()
+        cols = torch.where(flip[:, None], torch.arange(w - 1, -1, -1), torch.arange(w))
+        rows = dy[:, None] + torch.arange(h)
+        return padded[torch.arange(b)[:, None, None], rows[:, :, None], (dx[:, None] + cols)[:, None, :]]
+
+
+# ---- training ----------------------------------------------------------------------
+def build_supernet(cfg: TrainConfig, cell: CellSpace) -> CellSupernet:
+    model = CellSupernet(cell, cfg.c, cfg.n, cfg.num_classes, cfg.bn_affine, cfg.dropout)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.to(cfg.device)
+
+
+def train_supernet(
+    cfg: TrainConfig,
+    cell: CellSpace,
+    images: ImageSet,
+    run_dir: Path,
+    resume: bool = False,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> list[EpochStats]:
+    """Train the supernet of ``cell`` on the training part of ``images`` up to
+    ``cfg.epochs``; returns the stats of every epoch (resumed ones included).
+    ``on_step(epoch, step, loss)`` is called after every step (epoch 1-based)."""
+    run_dir = Path(run_dir)
+    existing = list_checkpoints(run_dir)
+    if existing and not resume:
+        raise BadInput(
+            f"{run_dir} already holds checkpoints up to epoch {max(existing)}; resume it or use a new folder"
+        )
+    device = torch.device(cfg.device)
+    _seed_everything(cfg.seed)
+    model = build_supernet(cfg, cell)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
+    data_gen = torch.Generator().manual_seed(_derived_seed(cfg.seed, 1))
+    sampler_rng = np.random.default_rng([cfg.seed, 2])
+    stats: list[EpochStats] = []
+    start = 0
+    if existing:
+        state = load_checkpoint(existing[max(existing)])
+        _check_resumable(state, cfg, cell, existing[max(existing)])
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        _set_rng_states(state["rng"], data_gen, sampler_rng, device)
+        stats = [EpochStats(**s) for s in state["stats"]]
+        start = state["epoch"]
+    train_idx, _ = split_indices(cfg, len(images))
+    batches = TrainBatches(images, train_idx, cfg, data_gen)
+    sampler = make_sampler(cfg.sampler, cell, sampler_rng)
+    for epoch in range(start + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        loss_sum, seen = 0.0, 0
+        model.train()
+        for step, (x, y) in enumerate(batches.epoch()):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            archs = [a for _ in range(cfg.mc_samples) for a in sampler.step()]
+            loss = _train_step(model, opt, x, y, archs, cfg.grad_clip)
+            if not math.isfinite(loss):
+                raise EstbenchError(f"supernet training diverged: loss {loss} at epoch {epoch}, step {step}")
+            loss_sum += loss * len(y)
+            seen += len(y)
+            if on_step:
+                on_step(epoch, step, loss)
+        sched.step(loss_sum / seen)
+        stats.append(EpochStats(epoch, loss_sum / seen, lr, time.perf_counter() - t0, len(batches)))
+        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+            state = {
+                "epoch": epoch, "config": cfg.as_dict(), "space": cell.name, "ops": list(cell.ops),
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "rng": _rng_states(data_gen, sampler_rng, device), "stats": [asdict(s) for s in stats],
+            }  # fmt: skip
+            save_checkpoint(state, checkpoint_path(run_dir, epoch))
+        if on_epoch:
+            on_epoch(stats[-1])
+    return stats
+
+
+def _train_step(model: CellSupernet, opt, x: torch.Tensor, y: torch.Tensor, archs: list, clip: float) -> float:
+    """Average the gradients of ``archs`` on one batch, clip, step; the mean loss."""
+    opt.zero_grad(set_to_none=True)  # ops off every sampled path get no update at all
+    total = torch.zeros((), device=x.device)
+    for arch in archs:
+        loss = F.cross_entropy(model(x, arch), y)
+        (loss / len(archs)).backward()
+        total += loss.detach()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return total.item() / len(archs)
+
+
+# ---- seeds and RNG states ------------------------------------------------------------
+def _derived_seed(seed: int, stream: int) -> int:
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _rng_states(data_gen: torch.Generator, sampler_rng: np.random.Generator, device: torch.device) -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": [kind, keys.tolist(), pos, has_gauss, cached],
+        "python": random.getstate(),
+        "data": data_gen.get_state(),
+        "sampler": sampler_rng.bit_generator.state,
+    }
+
+
+def _set_rng_states(s: dict[str, Any], data_gen, sampler_rng: np.random.Generator, device: torch.device) -> None:
+    torch.set_rng_state(s["torch"])
+    if device.type == "cuda" and s["cuda"] is not None:
+        torch.cuda.set_rng_state(s["cuda"], device)
+    kind, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(s["python"])
+    data_gen.set_state(s["data"])
+    sampler_rng.bit_generator.state = s["sampler"]
+
+
+def _check_resumable(state: dict[str, Any], cfg: TrainConfig, cell: CellSpace, path: Path) -> None:
+    if state.get("space") != cell.name:
+        raise BadInput(f"{path} is a {state.get('space')} supernet, not {cell.name}")
+    saved, now = state["config"], cfg.as_dict()
+    diff = [
+        f"{k}={saved.get(k)!r} (asked {v!r})"
+        for k, v in now.items()
+        if k not in RESUMABLE_CHANGES and saved.get(k) != v
+    ]
+    if diff:
+        raise BadInput(f"cannot resume {path}: it was trained with {', '.join(diff)}")
