@@ -53,7 +53,7 @@ def known_runs(store: Store, space: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _with_store(path: str, work: Callable[[Store], object], tries: int = 60):
+def _with_store(path: str, work: Callable[[Store], object], tries: int = 600):
     """Open the store, run ``work``, close; wait for a lock held by another writer."""
     for attempt in range(tries):
         try:

@@ -105,7 +105,9 @@ def test_archs_selection(runner, tmp_path, toy):
     archs_file.write_text(
         "# two archs\n" + toy.arch_list(None)[3] + "\n" + toy.arch_list(None)[7] + "  # trailing comment\n"
     )
-    for k, (spec, n) in enumerate([("0:5", 5), ("sample:4@1", 4), ("deiso", 9), ("deiso:4@2", 4), (str(archs_file), 2)]):
+    for k, (spec, n) in enumerate(
+        [("0:5", 5), ("sample:4@1", 4), ("deiso", 9), ("deiso:4@2", 4), (str(archs_file), 2)]
+    ):
         store = str(tmp_path / f"s{k}.duckdb")
         r = runner.invoke(app, ["score", "--space", "toy", "-e", "params", "--archs", spec, "--store", store])
         assert r.exit_code == 0, r.output
@@ -277,13 +279,19 @@ def test_locked_store_is_one_line(runner, tmp_path, toy_store):
     import sys
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({toy_store!r}); print('ready', flush=True); time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({toy_store!r}); print('ready', flush=True); time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "ready"
-        msg = one_line_error(runner.invoke(app, ["score", "--space", "toy", "-e", "flops", "--store", toy_store]), code=1)
+        msg = one_line_error(
+            runner.invoke(app, ["score", "--space", "toy", "-e", "flops", "--store", toy_store]), code=1
+        )
         assert "locked by another process" in msg
     finally:
         holder.kill()

@@ -2,10 +2,10 @@
 CIFAR-10 fixture in the official python format)."""
 
 import json
-import pickle
 
 import numpy as np
 import pytest
+from tests_support import write_fake_cifar
 
 from estbench.cli import app
 from estbench.store.store import Store
@@ -148,21 +148,6 @@ def test_bad_zero_shot_input(runner, tmp_path, args, message):
     assert message in r.output and "Traceback" not in r.output
 
 
-def write_fake_cifar(root, n_per_batch=20):
-    """A tiny cifar-10-batches-py directory in the official pickle format."""
-    d = root / "cifar-10-batches-py"
-    d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        blob = {
-            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-            b"labels": list(rng.integers(0, 10, n_per_batch)),
-        }
-        with open(d / name, "wb") as fh:
-            pickle.dump(blob, fh)
-    return root
-
-
 def test_cifar_input_records_source(runner, tmp_path):
     data = write_fake_cifar(tmp_path / "data")
     store = str(tmp_path / "z.duckdb")
@@ -211,7 +196,20 @@ def test_supernet_init_weights(runner, tmp_path):
     """Candidates of one random supernet per seed: own config, deterministic, not the fresh values."""
     a, b = str(tmp_path / "a.duckdb"), str(tmp_path / "b.duckdb")
     for s in (a, b):
-        r = score(runner, s, "--zse", "snip", "--zse", "synflow", "--zse", "jacob_cov", "--weights", "supernet-init", "--seed", "4")
+        r = score(
+            runner,
+            s,
+            "--zse",
+            "snip",
+            "--zse",
+            "synflow",
+            "--zse",
+            "jacob_cov",
+            "--weights",
+            "supernet-init",
+            "--seed",
+            "4",
+        )
         assert r.exit_code == 0, r.output
     assert values(a) == values(b)
     score(runner, a, "--zse", "snip", "--seed", "4")

@@ -1,0 +1,20 @@
+"""Helpers shared by test modules (not a test module itself)."""
+
+import pickle
+
+import numpy as np
+
+
+def write_fake_cifar(root, n_per_batch=20):
+    """A tiny cifar-10-batches-py directory in the official pickle format."""
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        blob = {
+            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            b"labels": list(rng.integers(0, 10, n_per_batch)),
+        }
+        with open(d / name, "wb") as fh:
+            pickle.dump(blob, fh)
+    return root
