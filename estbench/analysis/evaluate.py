@@ -24,6 +24,7 @@ class GroupCriteria:
     n_failed: int = 0
     n_nonfinite: int = 0
     seconds_per_arch: float = float("nan")
+    label: str | None = None
 
 
 def check_inputs(store: Store, space: str, metric: str, protocol: str, estimators: list[str]) -> list[str]:
@@ -92,6 +93,7 @@ def evaluate(
             bool(rows["higher_is_better"][lo]), ks,
         )  # fmt: skip
         key = (str(keys[lo][0]), str(keys[lo][1]), int(keys[lo][2]))
-        failed, nonfinite, seconds = stats.get(key, (0, 0, None))
-        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite), float("nan") if seconds is None else seconds))
+        failed, nonfinite, seconds, label = stats.get(key, (0, 0, None, None))
+        seconds = float("nan") if seconds is None else seconds
+        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite), seconds, label))
     return out

@@ -19,7 +19,7 @@ def _label(groups, g) -> str:
     same_name = [x for x in groups if x.estimator == g.estimator]
     label = g.estimator
     if len({x.config_hash for x in same_name}) > 1:
-        label += f" [{g.config_hash[:6]}]"
+        label += f" [{g.label or g.config_hash[:6]}]"
     if len({x.epoch for x in same_name}) > 1 or g.epoch:
         label += f" @ep{g.epoch}"
     return label

@@ -1,10 +1,12 @@
 -- Per estimator group: scores that cannot enter criteria (failed or non-finite batches)
--- and the cost: mean over (arch, seed) of the wall seconds summed over its batches.
+-- the cost: mean over (arch, seed) of the wall seconds summed over its batches; the
+-- config's human label (e.g. a one-shot run name), if any.
 -- Parameters: $space, $estimators, $epochs, $seeds (as in points.sql)
-SELECT estimator, config_hash, epoch,
+SELECT g.estimator, g.config_hash, g.epoch,
        sum(n_failed_rows) AS n_failed,
        sum(n_nonfinite_rows) AS n_nonfinite,
-       avg(seconds) AS seconds_per_arch
+       avg(seconds) AS seconds_per_arch,
+       any_value(c.label) AS label
 FROM (
     SELECT estimator, config_hash, epoch, arch_id, seed,
            count(*) FILTER (WHERE status = 'failed') AS n_failed_rows,
@@ -16,5 +18,6 @@ FROM (
       AND (len($epochs) = 0 OR list_contains($epochs, epoch))
       AND (len($seeds) = 0 OR list_contains($seeds, seed))
     GROUP BY estimator, config_hash, epoch, arch_id, seed
-)
-GROUP BY estimator, config_hash, epoch
+) g
+LEFT JOIN configs c ON c.config_hash = g.config_hash
+GROUP BY g.estimator, g.config_hash, g.epoch
