@@ -157,6 +157,18 @@ def train_run(
 
 
 # ---- one-shot scoring ----------------------------------------------------------------
+def _trained_representative(space: SearchSpace, sampler: str) -> Callable:
+    """A deiso-trained supernet trained one fixed member of each isomorphism class; any
+    member is scored through that member (same function, trained weights). Other
+    samplers train every architecture, which is scored as itself."""
+    if sampler != "deiso":
+        return lambda arch: arch
+    from estbench.estimators.oneshot.samplers import iso_table
+
+    table = iso_table(space.cell)
+    return lambda arch: table[space.cell.canonical(arch, "iso")]
+
+
 @dataclass(frozen=True)
 class OneShotEval:
     batch_size: int = 128
@@ -215,6 +227,7 @@ def score_one_shot(
         raise BadInput(
             f"run {run!r} has no checkpoint at epoch {', '.join(map(str, missing))}; saved epochs: {', '.join(map(str, ckpts))}"
         )
+    trained_as = _trained_representative(space, cfg.sampler)
     images = load_cifar10(data, "train")
     train_idx, valid_idx = split_indices(cfg, len(images))
     batches = split_batches(images, valid_idx, ev.batch_size, ev.n_batches, seed=ev.data_seed)
@@ -265,7 +278,7 @@ def score_one_shot(
             model = model_from_checkpoint(source, space.cell, device=ev.device, channels_last=cfg.channels_last)
             for lo in range(0, len(todo), ev.chunk_size):
                 chunk = todo[lo : lo + ev.chunk_size]
-                archs = [space.parse(strs[a]) for a in chunk]
+                archs = [trained_as(space.parse(strs[a])) for a in chunk]
                 rows = []
                 for i, b, acc, loss, secs in os_scores(model, archs, batches, ev.bn, recal):
                     aid = chunk[i]
