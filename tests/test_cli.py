@@ -298,3 +298,10 @@ def test_locked_store_is_one_line(runner, tmp_path, toy_store):
         holder.wait()
     with Store(toy_store, read_only=True) as st:  # nothing lost
         assert st.query("SELECT count(*) FROM scores")[1][0][0] == 81
+
+
+def test_table_keeps_brackets():
+    from estbench.report.render import render
+
+    out = render(["estimator"], [["os_acc [run-a]"]], "table")
+    assert "os_acc [run-a]" in out

@@ -103,14 +103,15 @@ def _latex(cols, rows, title, digits) -> str:
 
 def _table(cols, rows, title, digits) -> str:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for i, c in enumerate(cols):
         numeric = any(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows)
-        table.add_column(c, justify="right" if numeric else "left")
+        table.add_column(escape(c), justify="right" if numeric else "left")
     for r in rows:
-        table.add_row(*(_human(v, digits) for v in r))
+        table.add_row(*(escape(_human(v, digits)) for v in r))  # "[x]" is text, not markup
     console = Console(file=io.StringIO(), width=200, force_terminal=False, color_system=None)
     console.print(table)
     return console.file.getvalue()
