@@ -154,7 +154,7 @@ def truth_list(
 
 
 # ---- score ------------------------------------------------------------------------
-def _estimator_names(estimator: list[str], zse: list[str]) -> list[str]:
+def _estimator_names(estimator: list[str], zse: list[str], one_shot: bool = False) -> list[str]:
     from estbench.errors import BadInput
     from estbench.estimators import ESTIMATORS
 
@@ -166,8 +166,10 @@ def _estimator_names(estimator: list[str], zse: list[str]) -> list[str]:
         if ESTIMATORS.entry(z).meta["kind"] != "zeroshot":
             raise BadInput(f"{z} is not a zero-shot estimator; pass it with --estimator")
         names.append(z)
-    if not names:
-        raise BadInput("nothing to score: pass --estimator NAME or --zse NAME (see `estbench list estimators`)")
+    if not names and not one_shot:
+        raise BadInput(
+            "nothing to score: pass --estimator NAME, --zse NAME or --ose RUN (see `estbench list estimators`)"
+        )
     for name in names:
         ESTIMATORS.entry(name)
     return list(dict.fromkeys(names))
@@ -250,29 +252,14 @@ def score(
     from estbench.config import ScoreConfig
     from estbench.data.lookup import DataDir
     from estbench.estimators import ESTIMATORS
+    from estbench.oneshot_runs import OneShotEval, score_one_shot
     from estbench.scoring import score as run_structural
     from estbench.scoring_zeroshot import ZeroShotConfig, score_vote, score_zero_shot
     from estbench.selection import ensure_archs, select_archs
     from estbench.spaces import get_space
 
     sp = get_space(space)
-    if not (estimator or zse) and ose:
-        return _score_one_shot(
-            space,
-            list(ose),
-            archs,
-            list(epoch or []),
-            batch_size,
-            batches,
-            bn,
-            ensemble,
-            data_seed,
-            device,
-            chunk_size,
-            store,
-            data_dir,
-        )
-    names = _estimator_names(list(estimator or []), list(zse or []))
+    names = _estimator_names(list(estimator or []), list(zse or []), bool(ose))
     by_need = {n: ESTIMATORS.meta(n) for n in names}
     structural = [n for n in names if by_need[n]["kind"] == "structural"]
     derived = [n for n in names if by_need[n]["needs"] == "analysis"]
@@ -282,6 +269,10 @@ def score(
         tf32=tf32, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size or 20,
     )  # fmt: skip
     zcfg.validate()
+    ev = OneShotEval(
+        batch_size=batch_size, n_batches=batches, bn=bn, ensemble=ensemble, data_seed=data_seed, device=device,
+        chunk_size=chunk_size or 100,
+    )  # fmt: skip
     data = DataDir(data_dir)
     summaries = []
     with _store(store) as st:
@@ -293,6 +284,8 @@ def score(
                 summaries += run_structural(st, sp, structural, ids, cfg, prog)
             if zero_shot:
                 summaries += score_zero_shot(st, sp, zero_shot, ids, list(seed or [20]), zcfg, data, prog)
+            for run in ose or []:
+                summaries += score_one_shot(st, sp, run, ids, list(epoch or []), ev, data, prog)
         if derived:
             from estbench.analysis.vote import EXPERTS
 
@@ -300,22 +293,6 @@ def score(
             for e in experts:
                 ESTIMATORS.entry(e)
             summaries.append(score_vote(st, sp, experts, zcfg, data))
-    if ose:
-        _score_one_shot(
-            space,
-            list(ose),
-            archs,
-            list(epoch or []),
-            batch_size,
-            batches,
-            bn,
-            ensemble,
-            data_seed,
-            device,
-            chunk_size,
-            store,
-            data_dir,
-        )
     _print_summaries(summaries)
 
 
@@ -326,35 +303,6 @@ def _print_summaries(summaries) -> None:
             f"({s.failed} failed, {s.nonfinite} non-finite) in {s.seconds:.1f}s",
             err=True,
         )
-
-
-def _score_one_shot(
-    space, runs, archs, epochs, batch_size, batches, bn, ensemble, data_seed, device, chunk_size, store, data_dir
-) -> None:
-    from estbench.data.lookup import DataDir
-    from estbench.oneshot_runs import OneShotEval, score_one_shot
-    from estbench.selection import ensure_archs, select_archs
-    from estbench.spaces import get_space
-
-    sp = get_space(space)
-    ev = OneShotEval(
-        batch_size=batch_size,
-        n_batches=batches,
-        bn=bn,
-        ensemble=ensemble,
-        data_seed=data_seed,
-        device=device,
-        chunk_size=chunk_size or 100,
-    )
-    data = DataDir(data_dir)
-    summaries = []
-    with _store(store) as st:
-        ensure_archs(st, sp, data)
-        ids = select_archs(st, sp, archs)
-        with _progress() as prog:
-            for run in runs:
-                summaries += score_one_shot(st, sp, run, ids, epochs, ev, data, prog)
-    _print_summaries(summaries)
 
 
 # ---- train ------------------------------------------------------------------------
