@@ -38,7 +38,7 @@ format: install
 # architectures, the criteria and the Table A9 layout report.
 demo: install
 	$(BIN)/estbench truth load --space nb201 --store $(STORE)
-	$(BIN)/estbench score --space nb201 --estimator params --estimator flops --estimator relu --store $(STORE)
+	$(BIN)/estbench score --space nb201 --estimator params --estimator flops --estimator relu --estimator params_live --estimator relu_live --store $(STORE)
 	$(BIN)/estbench criteria --space nb201 --truth cifar10-test --protocol deiso --k 5% --store $(STORE)
 	$(BIN)/estbench report --space nb201 --truth cifar10-test --protocol deiso --store $(STORE)
 
