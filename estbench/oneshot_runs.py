@@ -13,6 +13,7 @@ share a config and ``criteria`` averages them (multi-supernet averaging, Sec. 5.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,7 +286,7 @@ def score_one_shot(
                     rows.append(
                         (space.name, aid, "os_acc", hashes["os_acc"], epoch, cfg.seed, b, acc, "ok", None, secs, run_id)
                     )
-                    st = "ok" if loss == loss and abs(loss) != float("inf") else "nonfinite"
+                    st = "ok" if math.isfinite(loss) else "nonfinite"
                     rows.append(
                         (
                             space.name,
