@@ -1,7 +1,7 @@
 """Cost of the zero-shot suite relative to one plain CE forward + backward.
 
-On one NB201 architecture and one batch of random 32x32 images, times (median of
---repeats runs after a warm-up):
+On one NB201 architecture and one batch of random 32x32 images (the paper's batch
+128, then 64), times (median of --repeats runs after a warm-up):
 
 - plain: one CE forward + backward on an already built network;
 - suite: the 9 measures through ``engine.run_measures`` (its two network builds
@@ -11,15 +11,17 @@ On one NB201 architecture and one batch of random 32x32 images, times (median of
   copy and a separate pass per measure; the textbook implementations of
   tests/test_zeroshot.py).
 
-Cases are interleaved repeat by repeat. Targets: suite <= 4x plain, suite without
-grasp <= 2x plain.
+Cases are interleaved repeat by repeat, so machine load drifts hit every case alike.
+Targets: suite <= 4x plain, suite without grasp <= 2x plain. ``--sample N`` adds the
+suite/plain ratios over N random NB201 architectures (the fixed one could be lucky).
 
-    .venv/bin/python benchmarks/bench_zeroshot.py [--repeats 5] [--device cpu] [--batch 64]
+    .venv/bin/python benchmarks/bench_zeroshot.py [--repeats 5] [--device cpu] [--batch 128 --batch 64]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -56,20 +58,40 @@ def timed(fn, device: torch.device) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batch", type=int, action="append", help="batch size (repeatable; default 128 and 64)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--no-reference", action="store_true", help="skip the slow per-measure reference pattern")
+    ap.add_argument("--sample", type=int, default=0, help="also measure N random architectures (seed 0)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-
     space = get_space("nb201")
-    arch = space.parse(ARCH)
+    print(f"device={device} threads={torch.get_num_threads()} repeats={args.repeats}")
+    for batch in args.batch or [128, 64]:
+        print(f"\n== batch {batch}, arch {ARCH}")
+        bench_arch(space, space.parse(ARCH), batch, device, args.repeats, reference=not args.no_reference)
+        if args.sample:
+            rng = random.Random(0)
+            archs = rng.sample(space.cell.enumerate(), args.sample)
+            ratios = [
+                bench_arch(space, arch, batch, device, max(3, args.repeats // 2), reference=False, quiet=True)
+                for arch in archs
+            ]
+            full = sorted(r[0] for r in ratios)
+            lean = sorted(r[1] for r in ratios)
+            print(
+                f"  {args.sample} random archs: suite/plain median {statistics.median(full):.2f} "
+                f"(min {full[0]:.2f}, max {full[-1]:.2f}); without grasp median {statistics.median(lean):.2f} "
+                f"(min {lean[0]:.2f}, max {lean[-1]:.2f})"
+            )
+
+
+def bench_arch(space, arch, batch: int, device: torch.device, repeats: int, *, reference: bool, quiet: bool = False):
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, 32, 32, generator=gen).to(device)
-    y = torch.randint(0, 10, (args.batch,), generator=gen).to(device)
+    x = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, 10, (batch,), generator=gen).to(device)
     build = lambda bn: space.build(arch, bn=bn)  # noqa: E731
     all_names = list(SPECS)
     no_grasp = [n for n in all_names if n != "grasp"]
@@ -93,7 +115,7 @@ def main() -> None:
 
         return run
 
-    def reference() -> None:
+    def reference_pattern() -> None:
         torch.manual_seed(0)
         base = build(True).to(device)
         for name in all_names:
@@ -104,27 +126,28 @@ def main() -> None:
         "suite (9 measures)": suite(all_names, record=True),
         "suite without grasp": suite(no_grasp),
     }
-    if not args.no_reference and device.type == "cpu":
-        cases["reference (copy + pass per measure)"] = reference
+    if reference and device.type == "cpu":
+        cases["reference (copy + pass per measure)"] = reference_pattern
     runs: dict[str, list[float]] = {label: [] for label in cases}
     for fn in cases.values():
         fn()  # warm-up
     stages.clear()
-    for _ in range(args.repeats):  # interleaved, so drifting machine load hits every case alike
+    for _ in range(repeats):  # interleaved, so drifting machine load hits every case alike
         for label, fn in cases.items():
             runs[label].append(timed(fn, device))
     medians = {label: statistics.median(r) for label, r in runs.items()}
-
-    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} repeats={args.repeats}")
-    print(f"arch {ARCH}")
     base = medians["plain CE fwd+bwd"]
+    full, lean = medians["suite (9 measures)"] / base, medians["suite without grasp"] / base
+    if quiet:
+        return full, lean
     for label, t in medians.items():
         print(f"  {label:38s} {t * 1e3:9.1f} ms  {t / base:5.2f}x plain")
-    print("suite stages (median ms):", {k: round(statistics.median(v) * 1e3, 1) for k, v in stages.items()})
-    print(f"ratio suite/plain             = {medians['suite (9 measures)'] / base:.2f}  (target <= 4)")
-    print(f"ratio suite-without-grasp/plain = {medians['suite without grasp'] / base:.2f}  (target <= 2)")
+    print("  suite stages (median ms):", {k: round(statistics.median(v) * 1e3, 1) for k, v in stages.items()})
+    print(f"  ratio suite/plain               = {full:.2f}  (target <= 4)")
+    print(f"  ratio suite-without-grasp/plain = {lean:.2f}  (target <= 2)")
     if "reference (copy + pass per measure)" in medians:
-        print(f"ratio reference/plain         = {medians['reference (copy + pass per measure)'] / base:.2f}")
+        print(f"  ratio reference/plain           = {medians['reference (copy + pass per measure)'] / base:.2f}")
+    return full, lean
 
 
 if __name__ == "__main__":

@@ -325,18 +325,30 @@ def test_a_failing_measure_loses_no_other(toy, monkeypatch):
     assert set(values) == set(ZSE) - {"jacob_cov"}
 
 
-def test_a_network_that_cannot_be_built_without_bn_fails_synflow_only(toy):
+def test_synflow_in_the_suite_bypasses_bn_and_alone_builds_without_bn(toy):
+    """With other measures synflow reuses the BN network (BNs bypassed, no second
+    build); alone it builds the BN-free network. Either way a failing build is recorded
+    against the measures it would have served, and the call returns."""
     x, y = toy_batch()
     arch = toy.parse(ARCHS[0])
+    built = []
 
     def build(bn):
+        built.append(bn)
         if not bn:
             raise NotImplementedError("no BN-free variant")
         return toy.build(arch)
 
     values, _, errors = run_measures(build, x, y, ZSE, seed=0)
-    assert list(errors) == ["synflow"] and "NotImplementedError" in errors["synflow"]
-    assert len(values) == len(ZSE) - 1
+    assert built == [True] and not errors and set(values) == set(ZSE)
+    values, _, errors = run_measures(build, x, y, ["synflow"], seed=0)
+    assert built == [True, False] and not values and "NotImplementedError" in errors["synflow"]
+
+    def broken(bn):
+        raise RuntimeError("cannot build")
+
+    values, _, errors = run_measures(broken, x, y, ["snip", "synflow"], seed=0)
+    assert not values and set(errors) == {"snip", "synflow"}
 
 
 def test_relu_logdet_hooks_relus_and_relu_conv_bn_wrappers(toy):

@@ -9,12 +9,14 @@ Plan for one call (only what the requested measures need):
 3. on that graph: the input gradient of the summed logits (jacob_cov); then ONE CE
    backward for the weight gradients and the recorded outputs' gradients (grad_norm,
    plain, snip, fisher), taken with ``create_graph`` when grasp is requested, then the
-   Hessian-gradient product (grasp);
+   Hessian-gradient product (grasp; on CPU its batch norms and convs use the lean double
+   backward of :mod:`.hessian`, first-order values bit-identical);
 4. synflow_bn on the same BN network, evaluated functionally on absolute float64 copies
    of its tensors (cheaper than a second build plus a sign restore, and it leaves the
    network untouched);
-5. synflow on a network built without BN under the same seed (identical conv/linear
-   weights), or, for a caller's model, on that model with its BNs bypassed by hooks.
+5. synflow on the same network with its BNs bypassed by hooks (the reference builds a
+   BN-free copy; the conv/linear weights are the same, so the value is too); a network
+   built without BN only when synflow is all that is asked.
 
 Sharing the forward changes no value: BN runs on batch statistics, so the forwards the
 reference repeats per measure are identical. Determinism: the same seed on the same
@@ -63,12 +65,12 @@ def run_measures(
     """Score one architecture on one batch with every measure in ``measures``.
 
     ``build(bn)`` returns a fresh network (with / without BatchNorm); torch is seeded with
-    ``seed`` before each build, so both builds get the same weights. Returns (values,
+    ``seed`` before the build, so either build gets the same conv/linear weights. Returns (values,
     wall seconds by stage, errors): every requested measure is in exactly one of values
     (possibly inf/nan; the caller records the status) and errors ("Type: message"); a
     failing measure never loses the others. Timing stages: ``build`` and ``forward``
     (shared by all BN passes; ReLU kernels are computed inside the forward), then one
-    key per pass for its own work (``synflow`` includes its BN-free build)."""
+    key per pass for its own work."""
     names = _names(measures)
     x, y = x.to(device=device, dtype=dtype), y.to(device=device)
     values: Values = {}
@@ -80,18 +82,31 @@ def run_measures(
             with _clock(timings, "build", x.device):
                 net = _seeded(build, True, seed).to(device=device, dtype=dtype).train()
         except Exception as exc:  # a network that cannot be built fails its measures, not the call
-            errors.update(dict.fromkeys(bn_names, exc))
-        else:
-            _score_bn(net, x, y, bn_names, values, timings, errors)
-            del net
-    if "synflow" in names:
+            errors.update(dict.fromkeys(names, exc))
+            return values, timings, _messages(errors)
+        _score_bn(net, x, y, bn_names, values, timings, errors)
+        if "synflow" in names:  # the BN network with its BNs bypassed: same weights, no rebuild
+            _synflow(net, x, values, timings, errors, bypass_bn=True)
+        del net
+    elif "synflow" in names:
         try:
-            with _clock(timings, "synflow", x.device):
+            with _clock(timings, "build", x.device):
                 net0 = _seeded(build, False, seed).to(device=device).train()
-                values["synflow"] = passes.synflow_score(net0, tuple(x.shape[1:]))
         except Exception as exc:
             errors["synflow"] = exc
+        else:
+            _synflow(net0, x, values, timings, errors)
     return values, timings, _messages(errors)
+
+
+def _synflow(
+    net: nn.Module, x: torch.Tensor, values: Values, timings: Timings, errors: dict, *, bypass_bn: bool = False
+) -> None:
+    try:
+        with _clock(timings, "synflow", x.device):
+            values["synflow"] = passes.synflow_score(net, tuple(x.shape[1:]), bypass_bn=bypass_bn)
+    except Exception as exc:
+        errors["synflow"] = exc
 
 
 def score_model(
@@ -115,11 +130,7 @@ def score_model_raw(
     with passes.preserved(net):
         _score_bn(net, x, y, [n for n in names if n != "synflow"], values, timings, errors)
         if "synflow" in names:
-            try:
-                with _clock(timings, "synflow", x.device):
-                    values["synflow"] = passes.synflow_score(net, tuple(x.shape[1:]), bypass_bn=True)
-            except Exception as exc:
-                errors["synflow"] = exc
+            _synflow(net, x, values, timings, errors, bypass_bn=True)
     return values, timings, errors
 
 
@@ -166,6 +177,7 @@ def _shared_passes(
                 input_grad=jacob,
                 fisher="fisher" in want,
                 relu="relu_logdet" in want,
+                hessian=grasp,
             )
     except Exception as exc:
         errors.update(dict.fromkeys(names, exc))

@@ -107,14 +107,29 @@ def relu_code_kernel(relu_input: Tensor) -> Tensor:
     Bit-packed XOR + popcount on CPU (about 2x faster than a float GEMM there), one
     matmul elsewhere."""
     x = relu_input.detach().flatten(1)
-    if x.device.type == "cpu" and hasattr(np, "bitwise_count"):  # numpy >= 2.0
+    if x.device.type == "cpu" and BITS:
         return agreements_bits(x)
     return agreements_matmul(x)
 
 
+BITS = hasattr(np, "bitwise_count")  # numpy >= 2.0
+
+
+def pack_codes(relu_input: Tensor) -> np.ndarray:
+    """The binary codes (x > 0) of one ReLU input, bit-packed per image ([batch, bytes])."""
+    return np.packbits((relu_input.detach().flatten(1) > 0).cpu().numpy(), axis=1)
+
+
+def agreements_packed(segments: Sequence[tuple[np.ndarray, int]]) -> Tensor:
+    """Agreements summed over several code segments, each (packed codes, number of codes).
+    Agreements are additive over positions, so the segments are concatenated and
+    compared once (each segment's zero padding agrees everywhere and is not counted)."""
+    packed = np.concatenate([codes for codes, _ in segments], axis=1)
+    return torch.from_numpy(sum(n for _, n in segments) - _hamming(packed))
+
+
 def agreements_bits(x: Tensor) -> Tensor:
-    codes = np.packbits((x > 0).cpu().numpy(), axis=1)
-    return torch.from_numpy(x.shape[1] - _hamming(codes))
+    return agreements_packed([(pack_codes(x), x.shape[1])])
 
 
 def agreements_matmul(x: Tensor) -> Tensor:
@@ -125,17 +140,23 @@ def agreements_matmul(x: Tensor) -> Tensor:
     return torch.mm(s, s.T).to(torch.float64).add_(d).div_(2)
 
 
-def _hamming(packed: np.ndarray, chunk_bytes: int = 2**25) -> np.ndarray:
-    """Pairwise Hamming distances of bit-packed rows (float64), in row chunks that keep
-    the XOR temporary under ``chunk_bytes``."""
+def _hamming(packed: np.ndarray) -> np.ndarray:
+    """Pairwise Hamming distances of bit-packed rows (float64): row i against rows i..n-1
+    (the upper triangle, mirrored), one XOR + popcount per row into reused buffers."""
     n, width = packed.shape
     words = np.zeros((n, -(-width // 8) * 8), np.uint8)  # pad to whole uint64 words
     words[:, :width] = packed
     words = words.view(np.uint64)
-    out = np.empty((n, n), np.float64)
-    step = max(1, chunk_bytes // (n * words.shape[1] * 8))
-    for lo in range(0, n, step):
-        out[lo : lo + step] = np.bitwise_count(words[lo : lo + step, None, :] ^ words[None, :, :]).sum(-1)
+    out = np.zeros((n, n), np.float64)
+    xor = np.empty_like(words)
+    count = np.empty(words.shape, np.uint8)
+    for i in range(n):
+        m = n - i
+        np.bitwise_xor(words[i:], words[i], out=xor[:m])
+        np.bitwise_count(xor[:m], out=count[:m])
+        d = count[:m].sum(axis=1, dtype=np.uint32)  # <= 64 per word: exact below 2^26 words
+        out[i, i:] = d
+        out[i:, i] = d
     return out
 
 

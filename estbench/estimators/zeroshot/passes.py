@@ -23,6 +23,7 @@ from torch import nn
 from torch.func import functional_call
 
 from estbench.estimators.zeroshot import formulas
+from estbench.estimators.zeroshot.hessian import input_gradient_only, lean_double_backward
 
 SCORED = (nn.Conv2d, nn.Linear)
 
@@ -64,21 +65,41 @@ def preserved(net: nn.Module) -> Iterator[None]:
 
 # ---- the shared BN forward --------------------------------------------------------------
 class ReluKernel:
-    """Forward hook: accumulates the NASWOT kernel over every hooked call. Calls fed the
-    same tensor (a ReLUConvBN and its ReLU, all conv edges leaving one cell node) share
-    one kernel computation."""
+    """Forward hook collecting the NASWOT kernel over every hooked call. Calls fed the
+    same tensor (a ReLUConvBN and its ReLU, all conv edges leaving one cell node) are
+    counted, not recomputed. On CPU the codes are bit-packed during the forward and
+    compared once at the end (:attr:`kernel`): one Hamming pass over all of them
+    instead of one per tensor; elsewhere each tensor adds one matmul to the kernel."""
 
     def __init__(self) -> None:
-        self.kernel: torch.Tensor | None = None
-        self._seen: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sum: torch.Tensor | None = None
+        self._seen: dict[tuple[int, int], list] = {}  # key -> [tensor, packed codes, n codes, calls]
 
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         x = inputs[0]
         key = (id(x), x._version)
-        if key not in self._seen:  # the tensor is kept so that its id is not reused
-            self._seen[key] = (x, formulas.relu_code_kernel(x))
+        if x.device.type == "cpu" and formulas.BITS:
+            if key in self._seen:
+                self._seen[key][3] += 1
+            else:  # the tensor is kept so that its id is not reused
+                self._seen[key] = [x, formulas.pack_codes(x), x[0].numel(), 1]
+            return
+        if key not in self._seen:
+            self._seen[key] = [x, formulas.agreements_matmul(x.detach().flatten(1)), 0, 0]
         k = self._seen[key][1]
-        self.kernel = k.clone() if self.kernel is None else self.kernel.add_(k)
+        self._sum = k.clone() if self._sum is None else self._sum.add_(k)
+
+    @property
+    def kernel(self) -> torch.Tensor | None:
+        """The summed kernel (float64, [batch, batch]); None when nothing was hooked."""
+        packed = [entry for entry in self._seen.values() if entry[3]]
+        if not packed:
+            return self._sum
+        kernel = None
+        for calls in sorted({entry[3] for entry in packed}):  # codes seen c times count c times
+            k = formulas.agreements_packed([(e[1], e[2]) for e in packed if e[3] == calls]) * calls
+            kernel = k if kernel is None else kernel + k
+        return kernel
 
 
 class FisherTap:
@@ -124,8 +145,13 @@ class Forward:
     relu_kernel: torch.Tensor | None = None
 
 
-def forward(net: nn.Module, x: torch.Tensor, *, grad: bool, input_grad: bool, fisher: bool, relu: bool) -> Forward:
-    """One forward of the (train-mode) network with the hooks the requested measures need."""
+def forward(
+    net: nn.Module, x: torch.Tensor, *, grad: bool, input_grad: bool, fisher: bool, relu: bool, hessian: bool = False
+) -> Forward:
+    """One forward of the (train-mode) network with the hooks the requested measures need.
+    ``hessian``: the gradients will be differentiated again (grasp), so CPU batch norms
+    and convs record the lean double backward of :mod:`.hessian` (first-order values
+    unchanged)."""
     tap = FisherTap() if fisher else None
     kernel = ReluKernel() if relu else None
     handles = []
@@ -135,7 +161,7 @@ def forward(net: nn.Module, x: torch.Tensor, *, grad: bool, input_grad: bool, fi
         if kernel is not None:
             handles += [m.register_forward_hook(kernel) for m in net.modules() if is_relu(m)]
         leaf = x.detach().requires_grad_(input_grad)  # a new leaf: the caller's x is untouched
-        with torch.set_grad_enabled(grad):
+        with torch.set_grad_enabled(grad), lean_double_backward(enabled=hessian and grad):
             logits = net(leaf)
     finally:
         for h in handles:
@@ -149,9 +175,10 @@ def input_gradient(fwd: Forward, *, retain_graph: bool) -> torch.Tensor:
     An output that does not depend on the input (a supernet candidate without an
     input-output path) has a zero Jacobian, so jacob_cov comes out non-finite, as for
     the standalone network whose dead path multiplies by zero."""
-    (jac,) = torch.autograd.grad(
-        fwd.logits, fwd.x, grad_outputs=torch.ones_like(fwd.logits), retain_graph=retain_graph, allow_unused=True
-    )
+    with input_gradient_only():
+        (jac,) = torch.autograd.grad(
+            fwd.logits, fwd.x, grad_outputs=torch.ones_like(fwd.logits), retain_graph=retain_graph, allow_unused=True
+        )
     return torch.zeros_like(fwd.x) if jac is None else jac.detach()
 
 
