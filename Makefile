@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STORE ?= estbench.duckdb
 
-.PHONY: install test test-all test-data lint format demo bench clean
+.PHONY: install test test-all test-data lint format demo bench bench-all clean
 
 $(BIN)/estbench: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,8 +42,16 @@ demo: install
 	$(BIN)/estbench criteria --space nb201 --truth cifar10-test --protocol deiso --k 5% --store $(STORE)
 	$(BIN)/estbench report --space nb201 --truth cifar10-test --protocol deiso --store $(STORE)
 
+# Speed targets as ratios measured in one run (machines are noisy: interleaved repeats).
 bench: install
 	$(BIN)/python benchmarks/bench_foundation.py
+	$(BIN)/python benchmarks/bench_zeroshot.py
+
+# + flat memory over 1,000 zero-shot archs, one-shot step/eval cost, random-arch ratios.
+bench-all: bench
+	$(BIN)/python benchmarks/bench_zeroshot.py --no-reference --sample 8
+	$(BIN)/python benchmarks/bench_zeroshot_memory.py --archs 1000 --batch-size 4
+	$(BIN)/python benchmarks/bench_oneshot.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -375,6 +375,24 @@ def test_code_kernel_bit_and_matmul_paths_are_exact(shape):
     assert torch.equal(formulas.agreements_matmul(x.flatten(1)), expected)
 
 
+def test_relu_kernel_matmul_path_equals_the_packed_bits_path(toy, monkeypatch):
+    """Off CPU (or without numpy's popcount) each hooked tensor adds one matmul to the
+    kernel; on CPU the codes are packed and compared once. Forcing the matmul branch on
+    CPU checks the GPU code path's logic: both kernels must be equal exactly."""
+    from estbench.estimators.zeroshot import passes
+
+    net = toy.build(toy.parse(ARCHS[0])).train()
+    x, _ = toy_batch()
+
+    def kernel():
+        fwd = passes.forward(net, x, grad=False, input_grad=False, fisher=False, relu=True)
+        return fwd.relu_kernel
+
+    packed = kernel()
+    monkeypatch.setattr(formulas, "BITS", False)
+    assert torch.equal(kernel(), packed)
+
+
 def test_degenerate_arch_gives_nonfinite_values_not_errors(toy):
     arch = toy.parse("|none~0|+|none~0|none~1|")
     assert toy.is_degenerate(arch)
