@@ -25,6 +25,7 @@ class GroupCriteria:
     n_nonfinite: int = 0
     seconds_per_arch: float = float("nan")
     label: str | None = None
+    config: str | None = None  # the config's JSON
 
 
 def check_inputs(store: Store, space: str, metric: str, protocol: str, estimators: list[str]) -> list[str]:
@@ -93,7 +94,7 @@ def evaluate(
             bool(rows["higher_is_better"][lo]), ks,
         )  # fmt: skip
         key = (str(keys[lo][0]), str(keys[lo][1]), int(keys[lo][2]))
-        failed, nonfinite, seconds, label = stats.get(key, (0, 0, None, None))
+        failed, nonfinite, seconds, label, config = stats.get(key, (0, 0, None, None, None))
         seconds = float("nan") if seconds is None else seconds
-        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite), seconds, label))
+        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite), seconds, label, config))
     return out

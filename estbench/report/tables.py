@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from estbench.analysis.criteria import DEFAULT_KS, format_k
 
 # The paper's Table A9 columns: KD / SpearmanR / P@top 5% / P@bottom 5% / BR@5%
@@ -15,14 +17,34 @@ TABLE_A9 = (
 
 
 def _label(groups, g) -> str:
-    """Estimator name, with config and epoch only when they are needed to tell rows apart."""
+    """Estimator name, with config and epoch only when they are needed to tell rows apart.
+    A config is named by its label (a one-shot run), else by the settings that differ
+    between the configs shown for that estimator (``plain [init=supernet-init]``), else
+    by its hash."""
     same_name = [x for x in groups if x.estimator == g.estimator]
     label = g.estimator
     if len({x.config_hash for x in same_name}) > 1:
-        label += f" [{g.label or g.config_hash[:6]}]"
+        label += f" [{g.label or _differing_settings(same_name, g) or g.config_hash[:6]}]"
     if len({x.epoch for x in same_name}) > 1 or g.epoch:
         label += f" @ep{g.epoch}"
     return label
+
+
+def _differing_settings(same_name, g, max_len: int = 40) -> str | None:
+    """'key=value,...' for the config keys whose values differ among ``same_name``."""
+    try:
+        configs = {x.config_hash: json.loads(x.config) for x in same_name}
+    except (TypeError, ValueError):
+        return None
+    keys = sorted({k for c in configs.values() for k in c})
+    differing = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
+    mine = configs[g.config_hash]
+    text = ",".join(f"{k}={_short(mine.get(k))}" for k in differing)
+    return text if differing and len(text) <= max_len else None
+
+
+def _short(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def a9_rows(groups) -> tuple[list[str], list[list]]:

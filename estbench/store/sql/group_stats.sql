@@ -1,12 +1,13 @@
 -- Per estimator group: scores that cannot enter criteria (failed or non-finite batches)
 -- the cost: mean over (arch, seed) of the wall seconds summed over its batches; the
--- config's human label (e.g. a one-shot run name), if any.
+-- config's human label (e.g. a one-shot run name), if any, and its JSON.
 -- Parameters: $space, $estimators, $epochs, $seeds (as in points.sql)
 SELECT g.estimator, g.config_hash, g.epoch,
        sum(n_failed_rows) AS n_failed,
        sum(n_nonfinite_rows) AS n_nonfinite,
        avg(seconds) AS seconds_per_arch,
-       any_value(c.label) AS label
+       any_value(c.label) AS label,
+       any_value(c.config) AS config
 FROM (
     SELECT estimator, config_hash, epoch, arch_id, seed,
            count(*) FILTER (WHERE status = 'failed') AS n_failed_rows,
