@@ -101,17 +101,11 @@ def jacob_cov(jacobian: np.ndarray, k: float = JACOB_K) -> float:
 
 
 # ---- relu_forward ----------------------------------------------------------------------
-def relu_code_kernel(relu_input: Tensor) -> Tensor:
-    """c c^T + (1 - c)(1 - c)^T for the binary codes c = (x > 0) of one ReLU's input:
-    the number of positions where two images agree (float64, [batch, batch], exact).
-    Bit-packed XOR + popcount on CPU (about 2x faster than a float GEMM there), one
-    matmul elsewhere."""
-    x = relu_input.detach().flatten(1)
-    if x.device.type == "cpu" and BITS:
-        return agreements_bits(x)
-    return agreements_matmul(x)
-
-
+# The NASWOT kernel K = c c^T + (1 - c)(1 - c)^T for the binary codes c = (x > 0) of the
+# ReLU inputs counts, for each pair of images, the positions where their codes agree
+# (exact integers, float64 [batch, batch]). On CPU: bit-packed XOR + popcount (about 2x
+# faster than a float GEMM there; passes.ReluKernel packs every ReLU input and compares
+# them once); elsewhere one matmul per ReLU input.
 BITS = hasattr(np, "bitwise_count")  # numpy >= 2.0
 
 
