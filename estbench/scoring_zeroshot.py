@@ -10,6 +10,7 @@ Data-free measures (synflow) are computed for batch 0 only."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 
@@ -178,6 +179,10 @@ def score_zero_shot(
     dtype = getattr(torch, cfg.dtype)
     torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
     torch.backends.cudnn.allow_tf32 = cfg.tf32
+    if cfg.device.startswith("cuda"):  # same seed, same device -> same values (see engine)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
     resolved = _resolved(cfg, space, input_desc)
     run_id = store.start_run("score", space.name, ",".join(names), {**resolved, "seeds": seeds, "estimators": hashes})
     status, written, start = "interrupted", 0, time.perf_counter()

@@ -20,8 +20,10 @@ Plan for one call (only what the requested measures need):
 
 Sharing the forward changes no value: BN runs on batch statistics, so the forwards the
 reference repeats per measure are identical. Determinism: the same seed on the same
-device gives identical values on CPU; on CUDA pass through
-``torch.use_deterministic_algorithms(True)`` for bitwise-equal repeats."""
+device gives identical values on CPU; on CUDA ``score_zero_shot`` turns on
+``torch.use_deterministic_algorithms`` (warn-only), cuBLAS's deterministic workspace and
+no cuDNN autotuning (never run here: no GPU was lent; ``benchmarks/cuda_check.py`` checks
+repeats and CPU agreement when one is)."""
 
 from __future__ import annotations
 
