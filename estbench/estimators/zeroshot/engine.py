@@ -102,13 +102,21 @@ def run_measures(
 
 
 def _synflow(
-    net: nn.Module, x: torch.Tensor, values: Values, timings: Timings, errors: dict, *, bypass_bn: bool = False
+    net: nn.Module,
+    x: torch.Tensor,
+    values: Values,
+    timings: Timings,
+    errors: dict,
+    *,
+    name: str = "synflow",
+    bypass_bn: bool = False,
 ) -> None:
+    """synflow (or synflow_bn) on ``net``, timed under its own name; a failure is recorded."""
     try:
-        with _clock(timings, "synflow", x.device):
-            values["synflow"] = passes.synflow_score(net, tuple(x.shape[1:]), bypass_bn=bypass_bn)
+        with _clock(timings, name, x.device):
+            values[name] = passes.synflow_score(net, tuple(x.shape[1:]), bypass_bn=bypass_bn)
     except Exception as exc:
-        errors["synflow"] = exc
+        errors[name] = exc
 
 
 def score_model(
@@ -150,11 +158,7 @@ def _score_bn(
     if shared:
         _shared_passes(net, x, y, shared, values, timings, errors)
     if "synflow_bn" in names:
-        try:
-            with _clock(timings, "synflow_bn", x.device):
-                values["synflow_bn"] = passes.synflow_score(net, tuple(x.shape[1:]))
-        except Exception as exc:
-            errors["synflow_bn"] = exc
+        _synflow(net, x, values, timings, errors, name="synflow_bn")
 
 
 def _shared_passes(

@@ -69,35 +69,35 @@ class ReluKernel:
     same tensor (a ReLUConvBN and its ReLU, all conv edges leaving one cell node) are
     counted, not recomputed. On CPU the codes are bit-packed during the forward and
     compared once at the end (:attr:`kernel`): one Hamming pass over all of them
-    instead of one per tensor; elsewhere each tensor adds one matmul to the kernel."""
+    instead of one per tensor; elsewhere each tensor adds one matmul to the kernel.
+    Hooked tensors are kept until the end so that their ids are not reused."""
 
     def __init__(self) -> None:
+        self._packed: dict[tuple[int, int], list] = {}  # CPU: key -> [tensor, codes, n codes, calls]
+        self._kernels: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # key -> (tensor, K)
         self._sum: torch.Tensor | None = None
-        self._seen: dict[tuple[int, int], list] = {}  # key -> [tensor, packed codes, n codes, calls]
 
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         x = inputs[0]
         key = (id(x), x._version)
         if x.device.type == "cpu" and formulas.BITS:
-            if key in self._seen:
-                self._seen[key][3] += 1
-            else:  # the tensor is kept so that its id is not reused
-                self._seen[key] = [x, formulas.pack_codes(x), x[0].numel(), 1]
+            if key in self._packed:
+                self._packed[key][3] += 1
+            else:
+                self._packed[key] = [x, formulas.pack_codes(x), x[0].numel(), 1]
             return
-        if key not in self._seen:
-            self._seen[key] = [x, formulas.agreements_matmul(x.detach().flatten(1)), 0, 0]
-        k = self._seen[key][1]
+        if key not in self._kernels:
+            self._kernels[key] = (x, formulas.agreements_matmul(x.detach().flatten(1)))
+        k = self._kernels[key][1]
         self._sum = k.clone() if self._sum is None else self._sum.add_(k)
 
     @property
     def kernel(self) -> torch.Tensor | None:
         """The summed kernel (float64, [batch, batch]); None when nothing was hooked."""
-        packed = [entry for entry in self._seen.values() if entry[3]]
-        if not packed:
-            return self._sum
-        kernel = None
-        for calls in sorted({entry[3] for entry in packed}):  # codes seen c times count c times
-            k = formulas.agreements_packed([(e[1], e[2]) for e in packed if e[3] == calls]) * calls
+        kernel = self._sum
+        entries = list(self._packed.values())
+        for calls in sorted({e[3] for e in entries}):  # codes seen c times count c times
+            k = formulas.agreements_packed([(e[1], e[2]) for e in entries if e[3] == calls]) * calls
             kernel = k if kernel is None else kernel + k
         return kernel
 
