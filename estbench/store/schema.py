@@ -61,4 +61,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             FROM score_mean GROUP BY space, arch_id, estimator, config_hash, epoch;
         """,
     ),
+    (
+        3,
+        "deterministic score_mean / score_seed_mean (ordered averages); configs.config as JSON",
+        """
+        DROP VIEW score_seed_mean;
+        DROP VIEW score_mean;
+        ALTER TABLE configs ALTER config TYPE JSON;
+        CREATE VIEW score_mean AS
+            SELECT space, arch_id, estimator, config_hash, epoch, seed,
+                   list_avg(list(value ORDER BY batch) FILTER (WHERE status = 'ok')) AS value,
+                   count(*) AS n_batches,
+                   count(*) FILTER (WHERE status <> 'ok') AS n_failed,
+                   list_sum(list(elapsed_s ORDER BY batch)) AS elapsed_s
+            FROM scores GROUP BY space, arch_id, estimator, config_hash, epoch, seed;
+        CREATE VIEW score_seed_mean AS
+            SELECT space, arch_id, estimator, config_hash, epoch,
+                   list_avg(list(value ORDER BY seed)) AS value, count(value) AS n_seeds
+            FROM score_mean GROUP BY space, arch_id, estimator, config_hash, epoch;
+        """,
+    ),
 ]

@@ -5,7 +5,9 @@
 -- truth is the mean over ALL its members that have truth (as the paper's deiso
 -- evaluation does), its score the mean over its members that were scored, so scoring
 -- one representative per class (--archs deiso) and scoring every member both work.
--- Ranks are 1-based ordinal ranks, 1 = best, ties broken by the point's smallest
+-- Averages are list_avg over ordered lists: the same sum in the same order on every run
+-- (avg() sums in whatever order DuckDB's threads meet the rows, and last-bit differences
+-- of class truths flip tied ranks). Ranks are 1-based ordinal ranks, 1 = best, ties broken by the point's smallest
 -- scored arch id (rep).
 -- Parameters: $space, $metric, $protocol, $estimators (VARCHAR[]),
 --             $epochs (INTEGER[], empty = all), $seeds (INTEGER[], empty = all)
@@ -17,13 +19,13 @@ WITH grouped AS (
     FROM archs WHERE space = $space
 ),
 class_truth AS (
-    SELECT g.grp, avg(t.value) AS truth
+    SELECT g.grp, list_avg(list(t.value ORDER BY t.arch_id)) AS truth
     FROM grouped g JOIN truth t ON t.space = $space AND t.arch_id = g.arch_id AND t.metric = $metric
     WHERE t.value IS NOT NULL
     GROUP BY g.grp
 ),
 sel AS (
-    SELECT estimator, config_hash, epoch, arch_id, avg(value) AS score
+    SELECT estimator, config_hash, epoch, arch_id, list_avg(list(value ORDER BY seed)) AS score
     FROM score_mean
     WHERE space = $space
       AND list_contains($estimators, estimator)
@@ -33,7 +35,7 @@ sel AS (
 ),
 points AS (
     SELECT sel.estimator, sel.config_hash, sel.epoch, g.grp,
-           avg(sel.score) AS score, min(sel.arch_id) AS rep, count(*) AS members
+           list_avg(list(sel.score ORDER BY sel.arch_id)) AS score, min(sel.arch_id) AS rep, count(*) AS members
     FROM sel JOIN grouped g ON g.arch_id = sel.arch_id
     WHERE sel.score IS NOT NULL AND isfinite(sel.score)
     GROUP BY sel.estimator, sel.config_hash, sel.epoch, g.grp

@@ -19,4 +19,4 @@ ranked AS (
            percent_rank() OVER (PARTITION BY e.seed, e.estimator ORDER BY e.oriented) AS pr
     FROM e JOIN complete USING (arch_id, seed)
 )
-SELECT arch_id, seed, avg(pr) AS vote FROM ranked GROUP BY arch_id, seed ORDER BY seed, arch_id
+SELECT arch_id, seed, list_avg(list(pr ORDER BY estimator)) AS vote FROM ranked GROUP BY arch_id, seed ORDER BY seed, arch_id
