@@ -31,11 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from estbench.estimators.oneshot.evaluate import os_scores  # noqa: E402
-from estbench.estimators.oneshot.samplers import iso_representatives, make_sampler  # noqa: E402
-from estbench.estimators.oneshot.supernet import CellSupernet  # noqa: E402
-from estbench.estimators.oneshot.train import PRESETS, TrainConfig  # noqa: E402
+from estbench.estimators.oneshot.train import TrainConfig  # noqa: E402
 from estbench.spaces import get_space  # noqa: E402
-from estbench.spaces.cellnet import CellNetwork  # noqa: E402
+from estbench.spaces.cell.network import CellNetwork  # noqa: E402
+from estbench.spaces.cell.presets import PRESETS  # noqa: E402
+from estbench.spaces.cell.samplers import iso_representatives  # noqa: E402
+from estbench.spaces.cell.supernet import CellSupernet  # noqa: E402
 
 
 def step_time(model, forward, x, y, opt, clip: float) -> float:
@@ -57,7 +58,7 @@ def bench_train_step(cell, cfg: TrainConfig, n_archs: int, repeats: int, fmt) ->
     sopt = sgd(supernet, cfg)
     x = torch.randn(cfg.batch_size, 3, 32, 32).contiguous(memory_format=fmt)
     y = torch.randint(0, cfg.num_classes, (cfg.batch_size,))
-    sampler = make_sampler("uniform", cell, np.random.default_rng(0))
+    sampler = get_space(cell.name).make_sampler("uniform", np.random.default_rng(0))
     archs: list = []
     while len(archs) < n_archs:
         a = sampler.step()[0]

@@ -15,10 +15,7 @@ from scipy import stats as sps
 from estbench.data.cifar10 import ImageSet, fixed_batches
 from estbench.errors import BadInput, MissingData, UnknownName
 from estbench.estimators.oneshot.evaluate import average_checkpoints, model_from_checkpoint, os_scores
-from estbench.estimators.oneshot.samplers import SAMPLERS, iso_representatives, make_sampler
-from estbench.estimators.oneshot.supernet import AvgPool3x3, CellSupernet, SuperCell
 from estbench.estimators.oneshot.train import (
-    PRESETS,
     TrainBatches,
     TrainConfig,
     list_checkpoints,
@@ -28,13 +25,20 @@ from estbench.estimators.oneshot.train import (
     train_supernet,
 )
 from estbench.spaces import get_space
+from estbench.spaces.cell.samplers import SAMPLERS, iso_representatives
+from estbench.spaces.cell.supernet import AvgPool3x3, CellSupernet, SuperCell
 
 TOY = dict(c=4, n=1, num_classes=10)
 
 
 @pytest.fixture(scope="module")
-def cell():
-    return get_space("toy").cell
+def space():
+    return get_space("toy")
+
+
+@pytest.fixture(scope="module")
+def cell(space):
+    return space.cell
 
 
 @pytest.fixture(scope="module")
@@ -156,18 +160,18 @@ def test_cell_bn_affine_switch(cell):
 
 
 # ---- samplers ----------------------------------------------------------------------
-def test_uniform_sampler_covers_the_space_uniformly(cell):
-    s = make_sampler("uniform", cell, np.random.default_rng(0))
+def test_uniform_sampler_covers_the_space_uniformly(space, cell):
+    s = space.make_sampler("uniform", np.random.default_rng(0))
     counts = Counter(a for _ in range(5400) for a in s.step())
     assert set(counts) == set(cell.enumerate())
     assert sps.chisquare(list(counts.values())).pvalue > 1e-3
 
 
-def test_deiso_sampler_is_uniform_over_classes(cell):
+def test_deiso_sampler_is_uniform_over_classes(space, cell):
     reps = iso_representatives(cell)
     keys = [cell.canonical(a, "iso") for a in reps]
     assert len(set(keys)) == len(reps) == len({cell.canonical(a, "iso") for a in cell.enumerate()})
-    s = make_sampler("deiso", cell, np.random.default_rng(0))
+    s = space.make_sampler("deiso", np.random.default_rng(0))
     counts = Counter(a for _ in range(1800) for a in s.step())
     assert set(counts) == set(reps)  # only the fixed representatives, every one of them
     assert sps.chisquare(list(counts.values())).pvalue > 1e-3
@@ -180,7 +184,7 @@ def test_deiso_nb201_has_6466_classes():
 @pytest.mark.parametrize("space", ["toy", "nb201"])
 def test_fairnas_uses_every_op_once_per_edge(space):
     cell = get_space(space).cell
-    s = make_sampler("fairnas", cell, np.random.default_rng(0))
+    s = get_space(space).make_sampler("fairnas", np.random.default_rng(0))
     for _ in range(20):
         archs = s.step()
         assert len(archs) == len(cell.ops)
@@ -189,36 +193,54 @@ def test_fairnas_uses_every_op_once_per_edge(space):
 
 
 @pytest.mark.parametrize("name", SAMPLERS.names())
-def test_samplers_are_deterministic_and_resumable_from_the_rng_state(cell, name):
+def test_samplers_are_deterministic_and_resumable_from_the_rng_state(space, name):
     rng = np.random.default_rng(5)
-    sampler = make_sampler(name, cell, rng)
+    sampler = space.make_sampler(name, rng)
     first = [sampler.step() for _ in range(10)]
     state = rng.bit_generator.state
     rest = [sampler.step() for _ in range(10)]
     resumed = np.random.default_rng(0)
     resumed.bit_generator.state = state  # what a checkpoint restores
-    again = make_sampler(name, cell, resumed)
+    again = space.make_sampler(name, resumed)
     assert [again.step() for _ in range(10)] == rest
-    fresh = make_sampler(name, cell, np.random.default_rng(5))
+    fresh = space.make_sampler(name, np.random.default_rng(5))
     assert [fresh.step() for _ in range(10)] == first != rest
 
 
-def test_unknown_sampler_suggests(cell):
-    with pytest.raises(UnknownName, match="did you mean|Did you mean"):
-        make_sampler("unifrom", cell, np.random.default_rng(0))
+def test_unknown_sampler_suggests(space, images, tmp_path):
+    with pytest.raises(UnknownName, match="Did you mean uniform"):
+        space.make_sampler("unifrom", np.random.default_rng(0))
+    with pytest.raises(UnknownName, match="Did you mean uniform"):
+        train_supernet(toy_config(sampler="unifrom"), space, images, tmp_path)
+    assert not list_checkpoints(tmp_path)
+
+
+def test_trained_as_maps_classes_to_their_trained_representative(space, cell):
+    assert space.trained_as("uniform")(("skip_connect", "none", "none")) == ("skip_connect", "none", "none")
+    as_trained = space.trained_as("deiso")
+    reps = set(iso_representatives(cell))
+    for arch in cell.enumerate():
+        rep = as_trained(arch)
+        assert rep in reps and cell.canonical(rep, "iso") == cell.canonical(arch, "iso")
 
 
 # ---- config and data ---------------------------------------------------------------
-def test_presets_and_config_errors():
-    assert preset_config("paper") == TrainConfig(checkpoint_every=100)
-    small = preset_config("cpu-small", seed=2020, epochs=None)
-    assert small.c < 16 and small.train_images and small.seed == 2020 and small.epochs == PRESETS["cpu-small"]["epochs"]
+def test_presets_and_config_errors(space):
+    assert preset_config(space, "paper") == TrainConfig(checkpoint_every=100)
+    small = preset_config(space, "cpu-small", seed=2020, epochs=None)
+    assert (
+        small.c < 16
+        and small.train_images
+        and small.seed == 2020
+        and small.epochs == space.presets["cpu-small"]["epochs"]
+    )
+    assert get_space("nb201").presets == space.presets
     with pytest.raises(UnknownName):
-        preset_config("gpu-huge")
+        preset_config(space, "gpu-huge")
     with pytest.raises(BadInput, match="batch_size=0"):
         TrainConfig(batch_size=0)
-    with pytest.raises(UnknownName):
-        TrainConfig(sampler="fair")
+    with pytest.raises(UnknownName, match="Did you mean fairnas"):
+        preset_config(space, "paper", sampler="fair")
     with pytest.raises(BadInput, match="unknown training settings"):
         TrainConfig.from_dict({"epochs": 3, "lrr": 1})
 
@@ -266,12 +288,12 @@ def same_state(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize(
     "kw", [dict(mc_samples=2, train_images=40), dict(sampler="fairnas", train_images=40, augment=True)]
 )
-def test_resume_is_bit_identical(cell, images, tmp_path, kw):
+def test_resume_is_bit_identical(space, images, tmp_path, kw):
     cfg = toy_config(**kw)
-    full = train_supernet(cfg, cell, images, tmp_path / "full")
+    full = train_supernet(cfg, space, images, tmp_path / "full")
     assert list(list_checkpoints(tmp_path / "full")) == [2, 4]
-    first = train_supernet(toy_config(**{**kw, "epochs": 2}), cell, images, tmp_path / "split")
-    rest = train_supernet(cfg, cell, images, tmp_path / "split", resume=True)
+    first = train_supernet(toy_config(**{**kw, "epochs": 2}), space, images, tmp_path / "split")
+    rest = train_supernet(cfg, space, images, tmp_path / "split", resume=True)
     assert rest[:2] == first and [s.train_loss for s in rest] == [s.train_loss for s in full]
     a, b = load_checkpoint(tmp_path / "full" / "epoch_00004.pt"), load_checkpoint(tmp_path / "split" / "epoch_00004.pt")
     assert same_state(a["model"], b["model"])
@@ -279,13 +301,13 @@ def test_resume_is_bit_identical(cell, images, tmp_path, kw):
     assert all(np.isfinite(s.train_loss) and s.steps > 0 for s in full)
 
 
-def test_training_refuses_to_overwrite_or_resume_a_different_run(cell, images, tmp_path):
-    train_supernet(toy_config(epochs=2), cell, images, tmp_path)
+def test_training_refuses_to_overwrite_or_resume_a_different_run(space, images, tmp_path):
+    train_supernet(toy_config(epochs=2), space, images, tmp_path)
     with pytest.raises(BadInput, match="already holds checkpoints"):
-        train_supernet(toy_config(epochs=2), cell, images, tmp_path)
+        train_supernet(toy_config(epochs=2), space, images, tmp_path)
     with pytest.raises(BadInput, match="lr=0.05"):
-        train_supernet(toy_config(epochs=3, lr=0.1), cell, images, tmp_path, resume=True)
-    assert train_supernet(toy_config(epochs=2), cell, images, tmp_path, resume=True)[-1].epoch == 2
+        train_supernet(toy_config(epochs=3, lr=0.1), space, images, tmp_path, resume=True)
+    assert train_supernet(toy_config(epochs=2), space, images, tmp_path, resume=True)[-1].epoch == 2
 
 
 def test_bad_checkpoint_files_are_bad_input(tmp_path):
@@ -306,14 +328,14 @@ def test_bad_checkpoint_files_are_bad_input(tmp_path):
 
 # ---- OS evaluation and averaging ---------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(cell, images, tmp_path_factory):
+def trained(space, images, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    train_supernet(toy_config(epochs=3, checkpoint_every=1), cell, images, run)
+    train_supernet(toy_config(epochs=3, checkpoint_every=1), space, images, run)
     return run
 
 
-def test_os_scores_in_range_deterministic_and_model_unchanged(cell, images, trained):
-    model = model_from_checkpoint(trained / "epoch_00003.pt", cell)
+def test_os_scores_in_range_deterministic_and_model_unchanged(space, cell, images, trained):
+    model = model_from_checkpoint(trained / "epoch_00003.pt", space)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     archs = cell.enumerate()
     batches = fixed_batches(images, 10, 2, seed=1)
@@ -332,8 +354,8 @@ def test_os_scores_in_range_deterministic_and_model_unchanged(cell, images, trai
     it.close()
 
 
-def test_os_scores_equal_standalone_scores(cell, images, trained):
-    model = model_from_checkpoint(trained / "epoch_00003.pt", cell, channels_last=False)
+def test_os_scores_equal_standalone_scores(space, images, trained):
+    model = model_from_checkpoint(trained / "epoch_00003.pt", space, channels_last=False)
     x, y = fixed_batches(images, 10, 1, seed=1)[0]
     arch = ("nor_conv_3x3", "skip_connect", "nor_conv_3x3")
     (_, _, acc, loss, _) = next(os_scores(model, [arch], [(x, y)]))
@@ -344,15 +366,15 @@ def test_os_scores_equal_standalone_scores(cell, images, trained):
     assert acc == (logits.argmax(1) == y).float().mean().item()
 
 
-def test_os_scores_bad_modes(cell, images, trained):
-    model = model_from_checkpoint(trained / "epoch_00003.pt", cell)
+def test_os_scores_bad_modes(space, cell, images, trained):
+    model = model_from_checkpoint(trained / "epoch_00003.pt", space)
     with pytest.raises(BadInput, match="BN mode"):
         list(os_scores(model, cell.enumerate()[:1], fixed_batches(images, 10, 1), bn="eval"))
     with pytest.raises(BadInput, match="recal_batches"):
         list(os_scores(model, cell.enumerate()[:1], fixed_batches(images, 10, 1), bn="recalibrate"))
 
 
-def test_average_checkpoints(cell, trained):
+def test_average_checkpoints(space, trained):
     paths = [trained / f"epoch_{e:05d}.pt" for e in (1, 2, 3)]
     avg = average_checkpoints(paths)
     states = [load_checkpoint(p)["model"] for p in paths]
@@ -361,10 +383,10 @@ def test_average_checkpoints(cell, trained):
     key = next(k for k in avg if k.endswith("num_batches_tracked"))
     assert avg[key] == states[-1][key]
     assert same_state(average_checkpoints(paths[-1:]), states[-1])
-    model = model_from_checkpoint(avg, cell)
+    model = model_from_checkpoint(avg, space)
     assert (model.c, model.n, model.bn_affine) == (4, 1, False)
     assert torch.equal(model.state_dict()[w], avg[w])
     with pytest.raises(BadInput):
         average_checkpoints([])
     with pytest.raises(BadInput, match="do not fit"):
-        model_from_checkpoint(avg, get_space("nb201").cell)
+        model_from_checkpoint(avg, get_space("nb201"))

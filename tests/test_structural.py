@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from estbench.spaces import get_space
-from estbench.spaces.cellcost import count_params, count_relus, fvcore_flops
+from estbench.spaces.cell.cost import count_params, count_relus, fvcore_flops
 
 
 @pytest.fixture(scope="module")

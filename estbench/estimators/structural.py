@@ -9,8 +9,7 @@ pass that skips dead edges), so use them to compare with the paper."""
 
 from __future__ import annotations
 
-from estbench.spaces.base import SearchSpace
-from estbench.spaces.cell import Arch
+from estbench.spaces.base import Arch, SearchSpace
 
 
 def params(space: SearchSpace, arch: Arch, **shape: int) -> float:

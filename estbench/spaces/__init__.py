@@ -1,4 +1,6 @@
-"""Search spaces, registered by short name and imported only when used."""
+"""Search spaces, registered by short name and imported only when used. A new space is
+a module or package here implementing ``base.SearchSpace`` plus one ``SPACES.register``
+line below (cell spaces subclass ``cell.CellSearchSpace``)."""
 
 from estbench.registry import Registry
 from estbench.spaces.base import SearchSpace

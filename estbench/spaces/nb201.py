@@ -8,34 +8,49 @@ from __future__ import annotations
 
 from estbench.data.lookup import DataDir
 from estbench.errors import BadInput, MissingData
-from estbench.spaces.base import SearchSpace
-from estbench.spaces.cell import CellSpace
+from estbench.spaces.base import TruthSource, table_source
+from estbench.spaces.cell import CellSearchSpace, CellSpace
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+PTH_NAMES = ("NAS-Bench-201-v1_1-096897.pth", "NAS-Bench-201-v1_0-e61699.pth")
 HOW_TO_GET = (
     "Get the NATS-Bench topology file NATS-tss-v1_0-3ffb9-simple (github D-X-Y/NATS-Bench) or an "
     "estbench truth table nb201/nb201_truth.csv.gz."
 )
 
 
-class NB201(SearchSpace):
+class NB201(CellSearchSpace):
     name = "nb201"
     cell = CellSpace("nb201", NB201_OPS, n_nodes=4)
-    truth_table_paths = ("nb201/nb201_truth.csv.gz", "nb201/nb201_truth.csv", "nb201_truth.csv.gz")
-    official_paths = ("NATS-tss-v1_0-3ffb9-simple", "nb201/NATS-tss-v1_0-3ffb9-simple")
+    truth_how_to_get = (
+        "Get the official NATS-Bench topology directory NATS-tss-v1_0-3ffb9-simple (github D-X-Y/NATS-Bench), "
+        "a NAS-Bench-201 .pth archive, or an estbench CSV table (columns index, arch_str, cifar10_test, ...)."
+    )
+    truth_sources = (
+        table_source("nb201"),
+        TruthSource(
+            "nats-simple",
+            ("NATS-tss-v1_0-3ffb9-simple", "nb201/NATS-tss-v1_0-3ffb9-simple"),
+            "estbench.truth.official:read_nats_simple",
+            claims="dir",
+        ),
+        TruthSource("nb201-pth", tuple(f"nb201/{n}" for n in PTH_NAMES) + PTH_NAMES,
+                    "estbench.truth.official:read_nb201_pth", claims=".pth"),
+    )  # fmt: skip
 
     def arch_list(self, data: DataDir) -> list[str]:
         from estbench.truth import official, table
 
-        path = data.find_optional(self.truth_table_paths)
+        tables, nats = self.truth_source("table").paths, self.truth_source("nats-simple").paths
+        path = data.find_optional(tables)
         if path is not None:
             archs = table.read_arch_list(path)
         else:
-            official_dir = data.find_optional(self.official_paths)
+            official_dir = data.find_optional(nats)
             if official_dir is None:
                 raise MissingData(
                     "the NB201 architecture list (official index order) was not found; looked in: "
-                    + ", ".join(str(d / r) for d in data.dirs for r in self.truth_table_paths + self.official_paths)
+                    + ", ".join(str(d / r) for d in data.dirs for r in tables + nats)
                     + ". "
                     + HOW_TO_GET
                 )

@@ -25,15 +25,14 @@ from torch import nn
 from estbench.data.cifar10 import ImageSet, fixed_batches
 from estbench.errors import BadInput
 from estbench.estimators.oneshot.checkpoint import load_checkpoint
-from estbench.estimators.oneshot.supernet import CellSupernet
-from estbench.spaces.cell import Arch, CellSpace
+from estbench.spaces.base import Arch, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BN_MODES = ("train", "recalibrate")
 
 
 def os_scores(
-    model: CellSupernet,
+    model: nn.Module,
     archs: Sequence[Arch],
     batches: Sequence[Batch],
     bn: str = "train",
@@ -81,8 +80,8 @@ def _to(batch: Batch, device: torch.device, fmt: torch.memory_format) -> Batch:
     return x.to(device).contiguous(memory_format=fmt), y.to(device)
 
 
-def _is_channels_last(model: CellSupernet) -> bool:
-    w = model.stem[0].weight
+def _is_channels_last(model: nn.Module) -> bool:
+    w = next(p for p in model.parameters() if p.dim() == 4)  # the first conv's weight
     return w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
 
 
@@ -93,7 +92,7 @@ def _batch_stats(bns: list[nn.Module]) -> None:
         m.track_running_stats = False
 
 
-def _recalibrate(model: CellSupernet, bns: list[nn.Module], arch: Arch, recal: list[Batch]) -> None:
+def _recalibrate(model: nn.Module, bns: list[nn.Module], arch: Arch, recal: list[Batch]) -> None:
     for m in bns:
         m.reset_running_stats()
         m.track_running_stats, m.momentum = True, None  # None: cumulative average over the batches
@@ -150,33 +149,22 @@ def average_checkpoints(paths: Sequence[Path | str]) -> dict[str, torch.Tensor]:
 
 
 def model_from_checkpoint(
-    path_or_state: Path | str | dict[str, Any], cell: CellSpace, device: str = "cpu", channels_last: bool = True
-) -> CellSupernet:
+    path_or_state: Path | str | dict[str, Any], space: SearchSpace, device: str = "cpu", channels_last: bool = True
+) -> nn.Module:
     """The supernet of a checkpoint file, a loaded checkpoint, or a bare model state dict
-    (e.g. from ``average_checkpoints``; its shape is read off the weights)."""
+    (e.g. from ``average_checkpoints``; the space reads its shape off the weights)."""
     state = path_or_state if isinstance(path_or_state, dict) else load_checkpoint(path_or_state)
     weights = state["model"] if "model" in state else state
     config = state.get("config", {}) if "model" in state else {}
-    if "model" in state and state.get("space") not in (None, cell.name):
-        raise BadInput(f"the checkpoint holds a {state.get('space')} supernet, not {cell.name}")
+    if "model" in state and state.get("space") not in (None, space.name):
+        raise BadInput(f"the checkpoint holds a {state.get('space')} supernet, not {space.name}")
     try:
-        shape = _shape_of(weights)
-        model = CellSupernet(cell, dropout=config.get("dropout", 0.1), **shape)
+        settings = space.supernet_settings(weights)
+        model = space.supernet(dropout=config.get("dropout", 0.1), **settings)
         model.load_state_dict(weights)
-    except (KeyError, IndexError, RuntimeError) as e:
+    except (KeyError, IndexError, ValueError, RuntimeError) as e:
         reason = " ".join(str(e).split())[:160]
-        raise BadInput(f"the checkpoint's weights do not fit the {cell.name} supernet ({reason})") from None
+        raise BadInput(f"the checkpoint's weights do not fit the {space.name} supernet ({reason})") from None
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.to(device)
-
-
-def _shape_of(weights: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """c, n, num_classes and bn_affine of the supernet that owns ``weights``."""
-    layers = {int(k.split(".")[1]) for k in weights if k.startswith("cells.")}
-    return {
-        "c": weights["stem.0.weight"].shape[0],
-        "n": (max(layers) + 1 - 2) // 3,  # 3 stages of n cells and 2 reduction blocks
-        "num_classes": weights["classifier.weight"].shape[0],
-        "bn_affine": any(".edges." in k and k.endswith(".2.weight") for k in weights),
-    }

@@ -7,24 +7,9 @@ when the epoch's average training loss has not decreased for ``lr_patience`` epo
 optimizer, scheduler, every RNG), so ``resume=True`` continues bit-identically on the
 same device.
 
-Presets (``PRESETS``):
-
-- ``paper``: the paper's NB201 setting: C=16, N=5, batch 512, 1000 epochs on all 40,000
-  training images (80% of CIFAR-10 train), lr 0.05, patience 30.
-- ``cpu-small``: a run that finishes in about 20-25 minutes on 2 CPU cores and gives
-  informative scores. Appendix A.1.4 finds channel proxies harmless and layer proxies
-  harmful, so channels go first (C=8). Below C=8 a step is no cheaper (C=4 saves ~12%:
-  per-op overhead dominates on CPU), and what a supernet needs is steps, i.e. sampled
-  architectures: the first try (C=8, N=5, batch 128, 10k images, 60 epochs = 4,740 steps)
-  ended at train loss 1.98 with OS Kendall tau ~0 on 300 deiso NB201 archs (the early
-  complexity bias of Sec. 5.1), and lr 0.0125 / 0.025 learnt no faster. So the cells go
-  from 5 to 3 per stage (-35% step time) and the batch to 64: 313 steps/epoch on a fixed
-  20,000-image subset, 50 epochs = 15,650 steps at ~0.06 s (1 thread). Measured on a
-  loaded 2-core machine, 1 thread: 21 minutes, train loss 1.73, OS tau vs CIFAR-10 test
-  accuracy at epochs 30/40/50: accuracy 0.25/0.45/0.40, -loss 0.46/0.52/0.48, -loss of
-  the mean of the last 3 checkpoints 0.59 (300 deiso archs, 2 validation batches of 128).
-  Patience 5 (the loss still falls at the end; it only guards a plateau), checkpoints
-  every 5 epochs for temporal ensembles (Sec. 6.1).
+Training presets belong to the space (``space.presets``; the cell spaces' are in
+``spaces/cell/presets.py``); ``preset_config`` applies one. The trainer only calls the
+search-space protocol: ``space.supernet``, ``space.make_sampler``, ``space.checkpoint_info``.
 """
 
 from __future__ import annotations
@@ -40,15 +25,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from estbench.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, ImageSet, train_valid_split
 from estbench.errors import BadInput, EstbenchError, UnknownName
 from estbench.estimators.oneshot.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
-from estbench.estimators.oneshot.samplers import SAMPLERS, make_sampler
-from estbench.estimators.oneshot.supernet import CellSupernet
-from estbench.spaces.cell import CellSpace
+from estbench.spaces.base import SearchSpace
 
-__all__ = ["TrainConfig", "PRESETS", "EpochStats", "train_supernet", "list_checkpoints", "load_checkpoint"]
+__all__ = ["TrainConfig", "EpochStats", "train_supernet", "list_checkpoints", "load_checkpoint"]
 
 PAD = 4  # random-crop padding of the standard CIFAR augmentation
 # fields a resumed run may change; any other difference from the checkpoint is an error
@@ -92,8 +76,6 @@ class TrainConfig:
             bad.append("lr > 0, 0 < lr_factor < 1, 0 <= dropout < 1 and grad_clip > 0 are required")
         if bad:
             raise BadInput(f"bad training config: {', '.join(bad)}")
-        if self.sampler not in SAMPLERS:
-            raise UnknownName(SAMPLERS.unknown_message(self.sampler))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -107,20 +89,20 @@ class TrainConfig:
         return asdict(self)
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {"epochs": 1000, "c": 16, "n": 5, "batch_size": 512, "checkpoint_every": 100},
-    "cpu-small": {
-        "epochs": 50, "c": 8, "n": 3, "batch_size": 64, "train_images": 20_000,
-        "lr_patience": 5, "checkpoint_every": 5,
-    },
-}  # fmt: skip
+def preset_config(space: SearchSpace, name: str, **overrides: Any) -> TrainConfig:
+    """The space's preset ``name`` with ``overrides`` (None values are ignored); an
+    unknown sampler is refused here, before a run is recorded."""
+    if name not in space.presets:
+        raise UnknownName(f"unknown training preset {name!r} for {space.name}. Known: {', '.join(space.presets)}.")
+    cfg = TrainConfig.from_dict({**space.presets[name], **{k: v for k, v in overrides.items() if v is not None}})
+    check_sampler(space, cfg)
+    return cfg
 
 
-def preset_config(name: str, **overrides: Any) -> TrainConfig:
-    """The preset's config with ``overrides`` (None values are ignored)."""
-    if name not in PRESETS:
-        raise UnknownName(f"unknown training preset {name!r}. Known: {', '.join(PRESETS)}.")
-    return TrainConfig.from_dict({**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}})
+def check_sampler(space: SearchSpace, cfg: TrainConfig) -> None:
+    """UnknownName, with suggestions, unless the space has the sampler ``cfg.sampler``."""
+    if cfg.sampler not in space.sampler_names():
+        raise UnknownName(space.samplers.unknown_message(cfg.sampler))
 
 
 @dataclass(frozen=True)
@@ -182,8 +164,8 @@ class TrainBatches:
 
 
 # ---- training ----------------------------------------------------------------------
-def build_supernet(cfg: TrainConfig, cell: CellSpace) -> CellSupernet:
-    model = CellSupernet(cell, cfg.c, cfg.n, cfg.num_classes, cfg.bn_affine, cfg.dropout)
+def build_supernet(cfg: TrainConfig, space: SearchSpace) -> nn.Module:
+    model = space.supernet(c=cfg.c, n=cfg.n, num_classes=cfg.num_classes, bn_affine=cfg.bn_affine, dropout=cfg.dropout)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model.to(cfg.device)
@@ -191,14 +173,14 @@ def build_supernet(cfg: TrainConfig, cell: CellSpace) -> CellSupernet:
 
 def train_supernet(
     cfg: TrainConfig,
-    cell: CellSpace,
+    space: SearchSpace,
     images: ImageSet,
     run_dir: Path,
     resume: bool = False,
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> list[EpochStats]:
-    """Train the supernet of ``cell`` on the training part of ``images`` up to
+    """Train the supernet of ``space`` on the training part of ``images`` up to
     ``cfg.epochs``; returns the stats of every epoch (resumed ones included).
     ``on_step(epoch, step, loss)`` is called after every step (epoch 1-based)."""
     run_dir = Path(run_dir)
@@ -207,9 +189,10 @@ def train_supernet(
         raise BadInput(
             f"{run_dir} already holds checkpoints up to epoch {max(existing)}; resume it or use a new folder"
         )
+    check_sampler(space, cfg)
     device = torch.device(cfg.device)
     _seed_everything(cfg.seed)
-    model = build_supernet(cfg, cell)
+    model = build_supernet(cfg, space)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience)
     data_gen = torch.Generator().manual_seed(_derived_seed(cfg.seed, 1))
@@ -218,7 +201,7 @@ def train_supernet(
     start = 0
     if existing:
         state = load_checkpoint(existing[max(existing)])
-        _check_resumable(state, cfg, cell, existing[max(existing)])
+        _check_resumable(state, cfg, space, existing[max(existing)])
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -227,7 +210,7 @@ def train_supernet(
         start = state["epoch"]
     train_idx, _ = split_indices(cfg, len(images))
     batches = TrainBatches(images, train_idx, cfg, data_gen)
-    sampler = make_sampler(cfg.sampler, cell, sampler_rng)
+    sampler = space.make_sampler(cfg.sampler, sampler_rng)
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -247,7 +230,7 @@ def train_supernet(
         stats.append(EpochStats(epoch, loss_sum / seen, lr, time.perf_counter() - t0, len(batches)))
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
             state = {
-                "epoch": epoch, "config": cfg.as_dict(), "space": cell.name, "ops": list(cell.ops),
+                "epoch": epoch, "config": cfg.as_dict(), "space": space.name, **space.checkpoint_info(),
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "rng": _rng_states(data_gen, sampler_rng, device), "stats": [asdict(s) for s in stats],
             }  # fmt: skip
@@ -257,7 +240,7 @@ def train_supernet(
     return stats
 
 
-def _train_step(model: CellSupernet, opt, x: torch.Tensor, y: torch.Tensor, archs: list, clip: float) -> float:
+def _train_step(model: nn.Module, opt, x: torch.Tensor, y: torch.Tensor, archs: list, clip: float) -> float:
     """Average the gradients of ``archs`` on one batch, clip, step; the mean loss."""
     opt.zero_grad(set_to_none=True)  # ops off every sampled path get no update at all
     total = torch.zeros((), device=x.device)
@@ -304,9 +287,9 @@ def _set_rng_states(s: dict[str, Any], data_gen, sampler_rng: np.random.Generato
     sampler_rng.bit_generator.state = s["sampler"]
 
 
-def _check_resumable(state: dict[str, Any], cfg: TrainConfig, cell: CellSpace, path: Path) -> None:
-    if state.get("space") != cell.name:
-        raise BadInput(f"{path} is a {state.get('space')} supernet, not {cell.name}")
+def _check_resumable(state: dict[str, Any], cfg: TrainConfig, space: SearchSpace, path: Path) -> None:
+    if state.get("space") != space.name:
+        raise BadInput(f"{path} is a {state.get('space')} supernet, not {space.name}")
     saved, now = state["config"], cfg.as_dict()
     diff = [
         f"{k}={saved.get(k)!r} (asked {v!r})"

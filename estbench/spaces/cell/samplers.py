@@ -1,6 +1,6 @@
-"""Architecture samplers for supernet training, registered by short name.
+"""Architecture samplers for training a cell supernet, registered by short name.
 
-``make_sampler(name, cell, rng).step()`` returns the architectures to train on one batch
+``space.make_sampler(name, rng).step()`` returns the architectures to train on one batch
 (their gradients are averaged). MC samples (S > 1, paper Sec. 6.1) are the trainer calling
 ``step()`` S times. Every random draw comes from the passed ``numpy`` generator, so a
 sampler is deterministic given it and checkpointing that generator's state checkpoints
@@ -19,38 +19,44 @@ the sampler (no other state changes between steps).
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from estbench.registry import Registry
-from estbench.spaces.cell import Arch, CellSpace
+from estbench.spaces.cell.space import Arch, CellSpace
+
+if TYPE_CHECKING:
+    from estbench.spaces.cell.search_space import CellSearchSpace
 
 
-class Sampler:
+class CellSampler:
     """Base class: ``step()`` -> the architectures of one training step."""
 
-    def __init__(self, cell: CellSpace, rng: np.random.Generator):
-        self.cell, self.rng = cell, rng
+    def __init__(self, space: CellSearchSpace, rng: np.random.Generator):
+        self.space, self.cell, self.rng = space, space.cell, rng
 
     def step(self) -> list[Arch]:
         raise NotImplementedError
 
+    @classmethod
+    def trained_as(cls, space: CellSearchSpace) -> Callable[[Arch], Arch]:
+        """Every architecture is trained as itself."""
+        return lambda arch: arch
 
-SAMPLERS: Registry[type[Sampler]] = Registry("sampler")
+
+SAMPLERS: Registry[type[CellSampler]] = Registry("sampler")
 
 
 @SAMPLERS.register("uniform", per_step=1, description="uniform over all architectures")
-class UniformSampler(Sampler):
+class UniformSampler(CellSampler):
     def step(self) -> list[Arch]:
-        ops = self.cell.ops
-        return [tuple(ops[i] for i in self.rng.integers(0, len(ops), size=len(self.cell.edges)))]
+        return [self.space.sample(self.rng)]
 
 
 @lru_cache(maxsize=8)
 def iso_table(cell: CellSpace) -> dict[str, Arch]:
-    """iso key -> the fixed representative of that isomorphism class (first-seen order).
-    Score a deiso-trained supernet's classes through these architectures: the other
-    members of a class are never trained as such."""
+    """iso key -> the fixed representative of that isomorphism class (first-seen order)."""
     first: dict[str, Arch] = {}
     for arch in cell.enumerate():
         first.setdefault(cell.canonical(arch, "iso"), arch)
@@ -62,25 +68,27 @@ def iso_representatives(cell: CellSpace) -> tuple[Arch, ...]:
 
 
 @SAMPLERS.register("deiso", per_step=1, description="uniform over isomorphism classes (one representative each)")
-class DeisoSampler(Sampler):
-    def __init__(self, cell: CellSpace, rng: np.random.Generator):
-        super().__init__(cell, rng)
-        self.representatives = iso_representatives(cell)
+class DeisoSampler(CellSampler):
+    def __init__(self, space: CellSearchSpace, rng: np.random.Generator):
+        super().__init__(space, rng)
+        self.representatives = iso_representatives(self.cell)
 
     def step(self) -> list[Arch]:
         return [self.representatives[int(self.rng.integers(0, len(self.representatives)))]]
+
+    @classmethod
+    def trained_as(cls, space: CellSearchSpace) -> Callable[[Arch], Arch]:
+        """Only the class representatives are trained, so every member of a class is
+        scored through its representative (the same function, with trained weights)."""
+        table, cell = iso_table(space.cell), space.cell
+        return lambda arch: table[cell.canonical(arch, "iso")]
 
 
 @SAMPLERS.register(
     "fairnas", per_step="len(ops)", description="paper Algorithm 1: every edge uses every op once per step"
 )
-class FairNASSampler(Sampler):
+class FairNASSampler(CellSampler):
     def step(self) -> list[Arch]:
         ops = self.cell.ops
         perms = [self.rng.permutation(len(ops)) for _ in self.cell.edges]  # P[edge] = a permutation of the ops
         return [tuple(ops[p[j]] for p in perms) for j in range(len(ops))]
-
-
-def make_sampler(name: str, cell: CellSpace, rng: np.random.Generator) -> Sampler:
-    """The registered sampler ``name`` (UnknownName with suggestions otherwise)."""
-    return SAMPLERS.get(name)(cell, rng)

@@ -2,7 +2,7 @@
 
 Every cell position and edge holds one parameter set per parametrised op (nor_conv_1x1,
 nor_conv_3x3: ReLU-Conv-BN); the stem, the ResNet reduction blocks and the head are the
-standalone network's own modules (``cellnet``), with dropout before the classifier.
+standalone network's own modules (``network``), with dropout before the classifier.
 ``forward(x, arch)`` computes only the chosen op of each edge that lies on an
 input-to-output path (``CellSpace.live_edges``): ``none`` contributes nothing, skip is
 the identity, avg pool has no parameters. A degenerate architecture sends a zero feature
@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estbench.spaces.cell import PARAMETRIC_OPS, Arch, CellSpace
-from estbench.spaces.cellnet import ReLUConvBN, ResNetBasicBlock, batch_norm, stage_channels
+from estbench.spaces.cell.network import CellNetwork, ReLUConvBN, ResNetBasicBlock, batch_norm, stage_channels
+from estbench.spaces.cell.space import PARAMETRIC_OPS, Arch, CellSpace
 
 # node -> the (edge, source, op) of its live in-edges, in string order; None: degenerate
 Plan = tuple[tuple[int, tuple[tuple[int, int, str], ...]], ...] | None
@@ -185,8 +185,17 @@ class CellSupernet(nn.Module):
 
     def standalone(self, arch: Arch) -> nn.Module:
         """The standalone network of ``arch`` carrying this supernet's weights."""
-        from estbench.spaces.cellnet import CellNetwork
-
         net = CellNetwork(self.space, arch, self.c, self.n, self.num_classes)
         net.load_state_dict(self.subnet_state_dict(arch))
         return net.to(next(self.parameters()).device)
+
+
+def supernet_settings(weights: dict[str, torch.Tensor]) -> dict[str, int | bool]:
+    """c, n, num_classes and bn_affine of the ``CellSupernet`` that owns ``weights``."""
+    layers = {int(k.split(".")[1]) for k in weights if k.startswith("cells.")}
+    return {
+        "c": weights["stem.0.weight"].shape[0],
+        "n": (max(layers) + 1 - 2) // 3,  # 3 stages of n cells and 2 reduction blocks
+        "num_classes": weights["classifier.weight"].shape[0],
+        "bn_affine": any(".edges." in k and k.endswith(".2.weight") for k in weights),
+    }

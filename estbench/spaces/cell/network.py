@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from estbench.spaces.cell import CellSpace
+from estbench.spaces.cell.space import CellSpace
 
 
 def batch_norm(c: int, bn: bool = True, affine: bool = True) -> nn.Module:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
 from functools import cache
 
 import torch
 from torch import nn
 
-from estbench.spaces.cell import Arch, CellSpace
-from estbench.spaces.cellnet import CellNetwork, make_op, stage_channels
+from estbench.spaces.base import NetShape
+from estbench.spaces.cell.network import CellNetwork, make_op, stage_channels
+from estbench.spaces.cell.space import Arch, CellSpace
 
 
 def count_params(module: nn.Module) -> int:
@@ -39,14 +39,6 @@ def fvcore_flops(module: nn.Module, shape: tuple[int, ...]) -> int:
         analysis = FlopCountAnalysis(module, torch.zeros(shape))
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         return int(analysis.total())
-
-
-@dataclass(frozen=True)
-class NetShape:
-    c: int = 16
-    n: int = 5
-    num_classes: int = 10
-    resolution: int = 32
 
 
 @cache

@@ -6,7 +6,7 @@ Architectures are tuples of op names in string order: edges (1<-0), (2<-0), (2<-
 (3<-0), (3<-1), (3<-2), ... The string form is the official NB201 one:
 ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
 
-Nothing here imports torch; networks are built in ``cellnet``.
+Nothing here imports torch; networks are built in ``network``.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class CellSpace:
                 to_output[j] = True
         return tuple(arch[k] != "none" and from_input[j] and to_output[i] for k, (j, i) in enumerate(self.edges))
 
-    # ---- neighbourhood and cheap counts -----------------------------------------
+    # ---- neighbourhood -----------------------------------------------------------
     def mutations(self, arch: Arch) -> list[Arch]:
         """All edit-distance-1 neighbours: each edge changed to each other op."""
         self.check(arch)
@@ -171,6 +171,3 @@ class CellSpace:
                 if op != arch[k]:
                     out.append(arch[:k] + (op,) + arch[k + 1 :])
         return out
-
-    def op_counts(self, arch: Arch) -> dict[str, int]:
-        return {op: arch.count(op) for op in self.ops}
