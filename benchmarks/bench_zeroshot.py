@@ -4,12 +4,12 @@ On one NB201 architecture and one batch of random 32x32 images (the paper's batc
 128, then 64), times (median of --repeats runs after a warm-up):
 
 - plain: one CE forward + backward on an already built network;
-- suite: the 9 measures through ``engine.run_measures`` (its two network builds
+- suite: the 9 measures through ``engine.run_measures`` (its network build
   included, as in real scoring);
 - suite without grasp;
 - reference: the per-measure pattern of the reference code (build once, then a deep
   copy and a separate pass per measure; the textbook implementations of
-  tests/test_zeroshot.py).
+  tests/zeroshot_refs.py).
 
 Cases are interleaved repeat by repeat, so machine load drifts hit every case alike.
 Targets: suite <= 4x plain, suite without grasp <= 2x plain. ``--sample N`` adds the
@@ -34,10 +34,10 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from estbench.estimators.zeroshot import SPECS  # noqa: E402
+from estbench.estimators.zeroshot import measure_names  # noqa: E402
 from estbench.estimators.zeroshot.engine import run_measures  # noqa: E402
 from estbench.spaces import get_space  # noqa: E402
-from tests.test_zeroshot import REFERENCE  # noqa: E402
+from tests.zeroshot_refs import REFERENCE  # noqa: E402
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -93,7 +93,7 @@ def bench_arch(space, arch, batch: int, device: torch.device, repeats: int, *, r
     x = torch.randn(batch, 3, 32, 32, generator=gen).to(device)
     y = torch.randint(0, 10, (batch,), generator=gen).to(device)
     build = lambda bn: space.build(arch, bn=bn)  # noqa: E731
-    all_names = list(SPECS)
+    all_names = measure_names(all_batches=False)
     no_grasp = [n for n in all_names if n != "grasp"]
 
     torch.manual_seed(0)

@@ -1,7 +1,7 @@
 """Peak-memory check of zero-shot scoring (issue: memory stays flat over 1,000 archs).
 
 Scores the first N NB201 architectures with the whole suite through
-``score_zero_shot`` into a temporary store (small batches keep it to minutes; memory
+``runs.score`` into a temporary store (small batches keep it to minutes; memory
 growth per architecture is what matters) and prints the process RSS after 100 and
 after N architectures, and their ratio.
 
@@ -14,12 +14,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from estbench.data.lookup import DataDir
-from estbench.estimators import ESTIMATORS
-from estbench.scoring_zeroshot import ZeroShotConfig, score_zero_shot
-from estbench.selection import ensure_archs
-from estbench.spaces import get_space
-from estbench.store.store import Store
+from estbench.estimators.zeroshot import measure_names
+from estbench.runs import ScoreRequest, ZeroShotConfig, score
+from estbench.store import Store
 
 
 def rss_mib() -> float:
@@ -36,8 +33,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--data-dir", default=None)
     args = ap.parse_args()
-    space = get_space("nb201")
-    names = [n for n in ESTIMATORS.names(kind="zeroshot") if ESTIMATORS.meta(n)["needs"] != "analysis"]
+    names = measure_names()
     marks: dict[int, float] = {}
     done = {"n": 0}
 
@@ -49,11 +45,10 @@ def main() -> None:
                 print(f"RSS after {mark:5d} archs: {marks[mark]:8.1f} MiB", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "mem.duckdb") as st:
-        data = DataDir(args.data_dir)
-        ensure_archs(st, space, data)
         cfg = ZeroShotConfig(batch_size=args.batch_size, n_batches=1, chunk_size=20)
+        request = ScoreRequest("nb201", tuple(names), archs=f"0:{args.archs}", zero_shot=cfg, data_dir=args.data_dir)
         print(f"RSS before scoring:        {rss_mib():8.1f} MiB ({len(names)} measures, batch {args.batch_size})")
-        score_zero_shot(st, space, names, list(range(args.archs)), [20], cfg, data, progress)
+        score(st, request, progress)
     if 100 in marks and args.archs in marks:
         print(f"ratio RSS({args.archs}) / RSS(100) = {marks[args.archs] / marks[100]:.3f}")
 

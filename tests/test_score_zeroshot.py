@@ -113,12 +113,13 @@ def test_vote_without_expert_scores(runner, tmp_path):
 
 
 def test_failed_measure_is_recorded_and_others_continue(runner, tmp_path, monkeypatch):
-    from estbench.estimators.zeroshot import formulas
+    from estbench.estimators import ESTIMATORS
+    from estbench.estimators.zeroshot import Measure
 
     def boom(*a, **k):
         raise RuntimeError("synthetic failure")
 
-    monkeypatch.setattr(formulas, "snip", boom)
+    monkeypatch.setattr(ESTIMATORS.entry("snip"), "target", Measure("snip", "ce_backward", boom))
     store = str(tmp_path / "z.duckdb")
     r = score(runner, store, "--zse", "snip", "--zse", "grad_norm", "--seed", "1")
     assert r.exit_code == 0 and "snip" in r.output

@@ -1,210 +1,143 @@
-"""Zero-shot measures: the contract over the toy space (finite, deterministic), the fused
-engine against textbook per-measure implementations (one deep copy and one pass per
-measure, the reference code's recipe), pass sharing, error isolation, and that a
-caller's model is never changed."""
+"""Zero-shot measures: registration and metadata, the plan the engine derives from it,
+the contract over every registered measure on the toy space (finite, deterministic),
+the fused engine against textbook per-measure implementations (tests/zeroshot_refs.py),
+pass sharing, measures registered from outside (per batch and over all batches), error
+isolation, and that a caller's model is never changed."""
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
+from zeroshot_refs import BATCH, REFERENCE, toy_batch
 
 from estbench.errors import UnknownName
 from estbench.estimators import ESTIMATORS
-from estbench.estimators.zeroshot import DERIVED, SPECS, engine, formulas, measures
-from estbench.estimators.zeroshot.engine import run_measures
+from estbench.estimators.zeroshot import Measure, engine, get_measure, measure_names, register_measure
+from estbench.estimators.zeroshot.engine import run_all_batches, run_measures, score_model
+from estbench.estimators.zeroshot.plan import PASSES, CEGradients, ForwardNeeds, plan
 from estbench.spaces import get_space
 
-# the engine's measures (``vote`` is registered as zeroshot too but computed at analysis time)
-ZSE = [n for n in ESTIMATORS.names(kind="zeroshot") if ESTIMATORS.meta(n)["needs"] != "analysis"]
-BATCH = 8
-
-
-def toy_batch(seed: int = 123, n: int = BATCH, res: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, res, res, generator=g), torch.randint(0, 10, (n,), generator=g)
+ZSE = measure_names(all_batches=False)  # the engine's per-batch measures
+ALL_BATCHES = measure_names(all_batches=True)
+PASS_NAMES = {"ce_backward", "grasp", "input_grad", "relu_forward", "synflow", "synflow_bn"}
 
 
 def builder(space, arch):
     return lambda bn: space.build(arch, bn=bn)
 
 
-# ---- textbook references: a deep copy and a separate pass per measure ----------------
-def _copy(net: nn.Module) -> nn.Module:
-    c = copy.deepcopy(net).train()
-    c.zero_grad(set_to_none=True)
-    return c
+def toy_archs(space) -> list:
+    return [space.parse(s) for s in space.arch_list(None)]
 
 
-def _layers(net: nn.Module) -> list[nn.Module]:
-    return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-
-
-def _ce_backward(net, x, y) -> nn.Module:
-    n = _copy(net)
-    F.cross_entropy(n(x), y).backward()
-    return n
-
-
-def ref_grad_norm(net, x, y):
-    return sum(m.weight.grad.norm().item() for m in _layers(_ce_backward(net, x, y)) if m.weight.grad is not None)
-
-
-def ref_plain(net, x, y):
-    n = _ce_backward(net, x, y)
-    return sum((m.weight * m.weight.grad).sum().item() for m in _layers(n) if m.weight.grad is not None)
-
-
-def ref_snip(net, x, y):
-    n = _ce_backward(net, x, y)
-    return sum((m.weight * m.weight.grad).abs().sum().item() for m in _layers(n) if m.weight.grad is not None)
-
-
-def ref_fisher(net, x, y):
-    n = _copy(net)
-    acts: dict[nn.Module, torch.Tensor] = {}
-
-    def keep(m, _inp, out):
-        out.retain_grad()
-        acts[m] = out
-
-    hooks = [m.register_forward_hook(keep) for m in _layers(n)]
-    F.cross_entropy(n(x), y).backward()
-    for h in hooks:
-        h.remove()
-    total = 0.0
-    for m, a in acts.items():
-        s = (a * a.grad).sum(dim=(2, 3)) if a.dim() == 4 else a * a.grad
-        total += (0.5 * s.pow(2).mean(0)).sum().item() * m.weight[0].numel()  # broadcast over the channel
-    return total
-
-
-def ref_grasp(net, x, y):
-    n = _copy(net)
-    weights = [m.weight for m in _layers(n)]
-    g1 = torch.autograd.grad(F.cross_entropy(n(x), y), weights, allow_unused=True)  # pass 1
-    g2 = torch.autograd.grad(F.cross_entropy(n(x), y), weights, create_graph=True, allow_unused=True)  # pass 2
-    z = sum((a.detach() * b).sum() for a, b in zip(g1, g2) if a is not None)
-    z.backward()
-    return sum((-w.detach() * w.grad).sum().item() for w in weights if w.grad is not None)
-
-
-def _without_bn(n: nn.Module) -> nn.Module:
-    for m in list(n.modules()):
-        for child_name, child in list(m.named_children()):
-            if isinstance(child, nn.BatchNorm2d):
-                setattr(m, child_name, nn.Identity())
-    return n
-
-
-def _synflow(net, x, keep_bn: bool):
-    n = _copy(net)
-    if not keep_bn:
-        _without_bn(n)
-    n.double()
-    with torch.no_grad():
-        for t in n.state_dict().values():
-            t.abs_()
-    n(torch.ones((1, *x.shape[1:]), dtype=torch.float64)).sum().backward()
-    return sum((m.weight * m.weight.grad).abs().sum().item() for m in _layers(n) if m.weight.grad is not None)
-
-
-def ref_synflow(net, x, y):
-    return _synflow(net, x, keep_bn=False)
-
-
-def ref_synflow_bn(net, x, y):
-    return _synflow(net, x, keep_bn=True)
-
-
-def ref_jacob_cov(net, x, y):
-    n = _copy(net)
-    xx = x.clone().requires_grad_(True)
-    out = n(xx)
-    out.backward(torch.ones_like(out))
-    corr = np.corrcoef(xx.grad.reshape(len(x), -1).numpy())
-    v = np.linalg.eig(corr)[0].real  # the reference's general solver
-    k = 1e-5
-    return float(-np.sum(np.log(v + k) + 1.0 / (v + k)))
-
-
-def ref_relu_logdet(net, x, y):
-    n = _copy(net)
-    K = np.zeros((len(x), len(x)))
-
-    def count(_m, inputs, _out):
-        nonlocal K
-        c = (inputs[0].detach().reshape(len(x), -1) > 0).double()
-        K = K + (c @ c.T + (1 - c) @ (1 - c).T).numpy()
-
-    # the reference (and NASWOT's original) hooks every module whose type mentions ReLU
-    hooks = [m.register_forward_hook(count) for m in n.modules() if "ReLU" in str(type(m))]
-    n(x)
-    for h in hooks:
-        h.remove()
-    return float(np.linalg.slogdet(K)[1])
-
-
-REFERENCE = {
-    "grad_norm": ref_grad_norm,
-    "plain": ref_plain,
-    "snip": ref_snip,
-    "fisher": ref_fisher,
-    "grasp": ref_grasp,
-    "synflow": ref_synflow,
-    "synflow_bn": ref_synflow_bn,
-    "jacob_cov": ref_jacob_cov,
-    "relu_logdet": ref_relu_logdet,
-}
+@pytest.fixture
+def scratch_estimators(monkeypatch):
+    """Measures registered by a test disappear with it (other tests list every measure)."""
+    monkeypatch.setattr(ESTIMATORS, "_entries", dict(ESTIMATORS._entries))
 
 
 # ---- registry and metadata ----------------------------------------------------------------
-def test_every_spec_is_registered_with_a_loadable_target():
-    assert set(ZSE) == set(SPECS) == set(REFERENCE)
+def test_every_measure_is_registered_with_its_metadata():
+    assert set(ZSE) == set(REFERENCE) and not ALL_BATCHES
     for name in ZSE:
         meta = ESTIMATORS.meta(name)
-        assert meta["needs"] in {"ce_backward", "grasp", "input_grad", "relu_forward", "synflow", "synflow_bn"}
+        assert meta["kind"] == "zeroshot" and meta["derived"] is False and meta["all_batches"] is False
+        assert meta["needs"] in PASS_NAMES and isinstance(meta["higher_is_better"], bool)
         assert isinstance(meta["settings"], tuple) and meta["description"]
-        assert ESTIMATORS.get(name) is getattr(measures, name)
-    assert "vote" not in SPECS and DERIVED["vote"]["needs"] == "analysis"
+        assert meta["data_free"] is (meta["needs"] in ("synflow", "synflow_bn"))
+        m = ESTIMATORS.get(name)
+        assert isinstance(m, Measure) and m is get_measure(name) and m.needs == meta["needs"]
+    vote = ESTIMATORS.meta("vote")
+    assert vote["kind"] == "zeroshot" and vote["derived"] is True and vote["needs"] == "analysis"
+    from estbench.runs.vote import score_vote
+
+    assert ESTIMATORS.get("vote") is score_vote
 
 
 def test_listing_estimators_does_not_import_torch():
-    code = "import sys, estbench.estimators as e; e.estimator_names(); assert 'torch' not in sys.modules"
+    code = "import sys, estbench.estimators as e; e.ESTIMATORS.names(); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_unknown_measure_is_rejected(toy):
     x, y = toy_batch()
-    with pytest.raises(UnknownName, match="synflw"):
-        run_measures(builder(toy, toy.cell.enumerate()[5]), x, y, ["synflw"], seed=0)
+    with pytest.raises(UnknownName, match="synflw.*Did you mean synflow"):
+        run_measures(builder(toy, toy_archs(toy)[5]), x, y, ["synflw"], seed=0)
+    with pytest.raises(UnknownName, match="zero-shot measure 'params'"):
+        get_measure("params")  # an estimator, but not a measure
 
 
-# ---- the contract over the whole toy space -------------------------------------------------
+def test_register_measure_validates_its_metadata(scratch_estimators):
+    kw = dict(higher_is_better=True, description="d", compute=lambda p: 0.0)
+    with pytest.raises(ValueError, match="unknown pass 'ce_backwards'"):
+        register_measure("bad", needs="ce_backwards", **kw)
+    with pytest.raises(ValueError, match="no optional product 'fisher'"):
+        register_measure("bad", needs="input_grad", uses=("fisher",), **kw)
+    with pytest.raises(ValueError, match="higher_is_better"):
+        register_measure("bad", needs="synflow", higher_is_better=1, description="d", compute=lambda p: 0.0)
+    with pytest.raises(ValueError, match="twice"):
+        register_measure("snip", needs="ce_backward", **kw)
+    m = register_measure("free", needs="synflow_bn", **kw)  # settings default to the pass's
+    assert ESTIMATORS.meta("free")["settings"] == PASSES["synflow_bn"].settings and m.needs == "synflow_bn"
+
+
+# ---- the plan comes from the metadata -----------------------------------------------------------
+def _plan(*names, **kw):
+    return plan([get_measure(n) for n in names], **kw)
+
+
+def test_plan_is_the_union_of_the_needs_with_only_the_hooks_needed():
+    p = _plan("snip", "grad_norm")
+    assert p.passes == ("ce_backward",) and p.forward == ForwardNeeds(grad=True) and p.bn_network
+    assert _plan("fisher").forward == ForwardNeeds(grad=True, fisher=True)
+    p = _plan("grasp")  # grasp builds on the CE pass, whose gradients keep their graph
+    assert p.passes == ("ce_backward", "grasp") and p.forward.double_backward
+    assert not _plan("snip", "jacob_cov").forward.double_backward
+    assert _plan("relu_logdet").forward == ForwardNeeds(relu=True)  # no autograd at all
+    p = _plan("synflow")  # alone: a BN-free build, no shared forward
+    assert p.passes == ("synflow",) and p.forward is None and not p.bn_network
+    p = plan([get_measure(n) for n in ZSE])
+    assert p.passes == tuple(PASSES) and p.bn_network
+    assert p.forward == ForwardNeeds(grad=True, input_grad=True, fisher=True, relu=True, double_backward=True)
+    assert p.graph_used_after("input_grad") and not _plan("jacob_cov").graph_used_after("input_grad")
+    assert set(p.affected("ce_backward")) == {"grad_norm", "plain", "snip", "fisher", "grasp"}
+
+
+def test_every_pass_has_its_torch_step():
+    assert set(engine._STEPS) == set(PASSES) == PASS_NAMES
+
+
+# ---- the contract over every registered measure on the whole toy space -----------------------
 @pytest.fixture(scope="module")
 def toy_suite():
     """Every measure on every toy arch: twice with seed 0, once with seed 1."""
     space = get_space("toy")
     x, y = toy_batch()
+    batches = [toy_batch(), toy_batch(seed=5)]
     out = []
-    for arch in space.cell.enumerate():
-        runs = [run_measures(builder(space, arch), x, y, ZSE, seed=s) for s in (0, 0, 1)]
+    for arch in toy_archs(space):
+        runs = []
+        for s in (0, 0, 1):
+            values, _, errors = run_measures(builder(space, arch), x, y, ZSE, seed=s)
+            if ALL_BATCHES:
+                v, _, e = run_all_batches(builder(space, arch), batches, ALL_BATCHES, seed=s)
+                values, errors = {**values, **v}, {**errors, **e}
+            runs.append((values, errors))
         out.append((arch, space.is_degenerate(arch), runs))
     return out
 
 
-@pytest.mark.parametrize("name", ZSE)
+@pytest.mark.parametrize("name", ZSE + ALL_BATCHES)
 def test_contract_finite_and_deterministic(toy_suite, name):
     assert len(toy_suite) == 27
     for arch, degenerate, runs in toy_suite:
-        (v0, _, e0), (v0b, _, _), (v1, _, _) = runs
+        (v0, e0), (v0b, _), (v1, _) = runs
         assert name not in e0, (arch, e0.get(name))
+        assert isinstance(v0[name], float)
         if not degenerate:
             assert np.isfinite(v0[name]), (arch, v0[name])
         assert v0[name] == v0b[name] or (np.isnan(v0[name]) and np.isnan(v0b[name])), arch
@@ -227,7 +160,7 @@ def test_fused_suite_matches_per_measure_references(toy, arch_str):
     x, y = toy_batch()
     values, timings, errors = run_measures(builder(toy, arch), x, y, ZSE, seed=7, dtype=torch.float64)
     assert not errors
-    assert {"build", "forward", "ce_backward", "grasp", "input_grad", "synflow"} <= set(timings)
+    assert set(timings) == {"build", "forward"} | PASS_NAMES
     torch.manual_seed(7)
     net = toy.build(arch).double()
     for name in ZSE:
@@ -256,16 +189,17 @@ def test_each_measure_alone_equals_its_value_in_the_suite(toy):
         assert not errors and alone[name] == pytest.approx(suite[name], rel=1e-12), name
 
 
-def test_measure_functions_equal_the_engine(toy):
-    """The registered functions score a caller's model; synflow there bypasses BN with
-    hooks instead of building a BN-free network: both must agree."""
+def test_score_model_equals_the_engine(toy):
+    """score_model scores a caller's model; synflow there bypasses BN with hooks instead
+    of building a BN-free network: both must agree."""
     arch = toy.parse(ARCHS[1])
     x, y = toy_batch()
     suite, _, _ = run_measures(builder(toy, arch), x, y, ZSE, seed=5, dtype=torch.float64)
     torch.manual_seed(5)
     net = toy.build(arch).double()
     for name in ZSE:
-        assert ESTIMATORS.get(name)(net, x.double(), y) == pytest.approx(suite[name], rel=1e-12), name
+        values, _, errors = score_model(net, x.double(), y, [name])
+        assert not errors and values[name] == pytest.approx(suite[name], rel=1e-12), name
 
 
 # ---- pass sharing ----------------------------------------------------------------------------
@@ -312,17 +246,87 @@ def test_relu_logdet_alone_runs_without_autograd(toy):
     assert counts == {("forward", BATCH): 1}
 
 
+# ---- measures registered from outside the package ------------------------------------------
+def test_a_new_measure_is_one_registration_and_shares_its_pass(toy, scratch_estimators):
+    @register_measure("jac_abs", needs="input_grad", higher_is_better=True, description="sum |dS/dx|")
+    def jac_abs(p) -> float:
+        return float(p.jacobian.abs().sum())
+
+    x, y = toy_batch()
+    counts: dict = {}
+    build = counting_builder(toy, toy.parse(ARCHS[0]), counts)
+    values, timings, errors = run_measures(build, x, y, ["jacob_cov", "jac_abs"], seed=0)
+    assert not errors and values["jac_abs"] > 0 and "jac_abs" in measure_names()
+    assert counts == {("forward", BATCH): 1, "backward": 1}  # the input gradient, once for both
+    assert set(timings) == {"build", "forward", "input_grad"}
+
+
+def test_an_all_batches_measure_sees_every_batch_once(toy, scratch_estimators):
+    """A made-up all-batches measure (ZiCo's shape: per-batch CE gradients of every batch
+    in, one value out): here the mean over batches of grad_norm's per-batch value."""
+    seen = []
+
+    def mean_grad_norm(outputs: list[CEGradients]) -> float:
+        seen.append(len(outputs))
+        return sum(get_measure("grad_norm").compute(p) for p in outputs) / len(outputs)
+
+    register_measure(
+        "mean_grad_norm", mean_grad_norm, needs="ce_backward", all_batches=True, higher_is_better=True,
+        description="mean over batches of grad_norm",
+    )  # fmt: skip
+    meta = ESTIMATORS.meta("mean_grad_norm")
+    assert meta["all_batches"] is True and meta["data_free"] is False
+    assert measure_names(all_batches=True) == ["mean_grad_norm"]
+    build = builder(toy, toy.parse(ARCHS[0]))
+    batches = [toy_batch(seed=s) for s in (1, 2, 3)]
+    values, timings, errors = run_all_batches(build, batches, ["mean_grad_norm"], seed=4)
+    assert not errors and seen == [3] and set(timings) == {"build", "forward", "ce_backward"}
+    per_batch = [run_measures(build, x, y, ["grad_norm"], seed=4)[0]["grad_norm"] for x, y in batches]
+    assert values["mean_grad_norm"] == sum(per_batch) / 3  # same weights, same passes: exact
+    with pytest.raises(ValueError, match="run_all_batches"):
+        run_measures(build, *batches[0], ["mean_grad_norm"], seed=4)
+    with pytest.raises(ValueError, match="run_measures"):
+        run_all_batches(build, batches, ["grad_norm"], seed=4)
+
+
+def test_an_all_batches_measure_fails_when_its_pass_fails_on_a_batch(toy, scratch_estimators):
+    register_measure(
+        "n_batches_seen", lambda outputs: float(len(outputs)), needs="relu_forward", all_batches=True,
+        higher_is_better=True, description="count",
+    )  # fmt: skip
+    build = builder(toy, toy.parse(ARCHS[0]))
+    good = toy_batch()
+    values, _, errors = run_all_batches(build, [good, good], ["n_batches_seen"], seed=0)
+    assert values == {"n_batches_seen": 2.0} and not errors
+    bad = (torch.randn(BATCH, 5, 8, 8), good[1])  # 5 channels: the forward fails
+    values, _, errors = run_all_batches(build, [good, bad], ["n_batches_seen"], seed=0)
+    assert not values and "RuntimeError" in errors["n_batches_seen"]
+
+
 # ---- failures and nonfinite values -----------------------------------------------------------
 def test_a_failing_measure_loses_no_other(toy, monkeypatch):
-    def broken(*_a, **_k):
+    def broken(_p):
         raise FloatingPointError("boom")
 
-    monkeypatch.setattr(formulas, "jacob_cov", broken)
+    entry = ESTIMATORS.entry("jacob_cov")
+    monkeypatch.setattr(entry, "target", Measure("jacob_cov", "input_grad", broken))
     x, y = toy_batch()
-    build = builder(toy, toy.parse(ARCHS[0]))
-    values, _, errors = run_measures(build, x, y, ZSE, seed=0)
+    values, _, errors = run_measures(builder(toy, toy.parse(ARCHS[0])), x, y, ZSE, seed=0)
     assert errors == {"jacob_cov": "FloatingPointError: boom"}
     assert set(values) == set(ZSE) - {"jacob_cov"}
+
+
+def test_a_failing_pass_fails_its_measures_and_those_built_on_it(toy, monkeypatch):
+    from estbench.estimators.zeroshot import passes
+
+    def broken(*_a, **_k):
+        raise RuntimeError("no backward")
+
+    monkeypatch.setattr(passes, "ce_gradients", broken)
+    x, y = toy_batch()
+    values, _, errors = run_measures(builder(toy, toy.parse(ARCHS[0])), x, y, ZSE, seed=0)
+    assert set(errors) == {"grad_norm", "plain", "snip", "fisher", "grasp"}
+    assert set(values) == {"jacob_cov", "relu_logdet", "synflow", "synflow_bn"}
 
 
 def test_synflow_in_the_suite_bypasses_bn_and_alone_builds_without_bn(toy):
@@ -351,48 +355,6 @@ def test_synflow_in_the_suite_bypasses_bn_and_alone_builds_without_bn(toy):
     assert not values and set(errors) == {"snip", "synflow"}
 
 
-def test_relu_logdet_hooks_relus_and_relu_conv_bn_wrappers(toy):
-    """Deliberately faithful to the reference: its ``'ReLU' in str(type(module))`` also
-    matches NB201's ReLUConvBN wrapper, whose input is its inner ReLU's input, so every
-    conv edge's codes enter K twice."""
-    from estbench.estimators.zeroshot.passes import is_relu
-    from estbench.spaces.cellnet import ReLUConvBN
-
-    net = toy.build(toy.parse(ARCHS[0]))
-    hooked = [m for m in net.modules() if is_relu(m)]
-    n_relu = sum(isinstance(m, nn.ReLU) for m in net.modules())
-    n_wrappers = sum(isinstance(m, ReLUConvBN) for m in net.modules())
-    assert n_wrappers > 0 and len(hooked) == n_relu + n_wrappers
-
-
-@pytest.mark.parametrize("shape", [(5, 3), (8, 77), (16, 4, 9, 9)])
-def test_code_kernel_bit_and_matmul_paths_are_exact(shape):
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    x[0] = 0.0  # exact zeros are "off", as (x > 0) says
-    c = (x.flatten(1) > 0).double()
-    expected = c @ c.T + (1 - c) @ (1 - c).T
-    assert torch.equal(formulas.agreements_bits(x.flatten(1)), expected)
-    assert torch.equal(formulas.agreements_matmul(x.flatten(1)), expected)
-
-
-def test_relu_kernel_matmul_path_equals_the_packed_bits_path(toy, monkeypatch):
-    """Off CPU (or without numpy's popcount) each hooked tensor adds one matmul to the
-    kernel; on CPU the codes are packed and compared once. Forcing the matmul branch on
-    CPU checks the GPU code path's logic: both kernels must be equal exactly."""
-    from estbench.estimators.zeroshot import passes
-
-    net = toy.build(toy.parse(ARCHS[0])).train()
-    x, _ = toy_batch()
-
-    def kernel():
-        fwd = passes.forward(net, x, grad=False, input_grad=False, fisher=False, relu=True)
-        return fwd.relu_kernel
-
-    packed = kernel()
-    monkeypatch.setattr(formulas, "BITS", False)
-    assert torch.equal(kernel(), packed)
-
-
 def test_degenerate_arch_gives_nonfinite_values_not_errors(toy):
     arch = toy.parse("|none~0|+|none~0|none~1|")
     assert toy.is_degenerate(arch)
@@ -415,8 +377,8 @@ def test_caller_model_is_not_mutated(toy, name):
     flags = [p.requires_grad for p in net.parameters()]
     x, y = toy_batch()
     x0 = x.clone()
-    value = getattr(measures, name)(net, x, y)
-    assert isinstance(value, float)
+    values, _, errors = score_model(net, x, y, [name])
+    assert not errors and isinstance(values[name], float)
     after = net.state_dict()
     assert all(torch.equal(state[k], after[k]) for k in state)
     assert [m.training for m in net.modules()] == modes
@@ -424,23 +386,3 @@ def test_caller_model_is_not_mutated(toy, name):
     assert all(p.grad is None for p in net.parameters())
     assert all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in net.modules())
     assert torch.equal(x, x0) and not x.requires_grad and x.grad is None
-
-
-# ---- the BN-free network ---------------------------------------------------------------------
-@pytest.mark.parametrize("space_name", ["toy", "nb201"])
-def test_bn_free_build_has_identical_weights(space_name):
-    space = get_space(space_name)
-    arch = space.cell.enumerate()[-1]
-    torch.manual_seed(11)
-    with_bn = space.build(arch).state_dict()
-    torch.manual_seed(11)
-    net = space.build(arch, bn=False)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
-    without = net.state_dict()
-    assert set(without) <= set(with_bn)
-    assert all(torch.equal(without[k], with_bn[k]) for k in without)
-    assert any(k.endswith("running_mean") for k in with_bn)
-
-
-def test_engine_uses_spec_passes():
-    assert {engine.pass_of(n) for n in ZSE} == {s["needs"] for s in SPECS.values()}

@@ -4,8 +4,12 @@
 - ``higher_is_better``: how criteria rank the score
 - ``settings``: the config fields that change its value (they enter the config hash)
 - ``needs``: the pass it needs (structural estimators need none)
+- zero-shot only: ``data_free`` (batch 0 only), ``all_batches`` (one value over all
+  batches), ``derived`` (computed from other estimators' stored scores, e.g. vote)
 
-Entries are lazy ``module:attr`` strings, so listing estimators imports no torch."""
+Structural and one-shot entries are lazy ``module:attr`` strings; zero-shot measures
+register themselves (``zeroshot.register_measure``) from torch-free modules, so listing
+estimators imports no torch."""
 
 from estbench.registry import Registry
 
@@ -28,28 +32,20 @@ for _name, (_settings, _description) in _STRUCTURAL.items():
 
 
 ESTIMATORS.register(
-    "os_acc", "estbench.oneshot_runs:score_one_shot", kind="oneshot", higher_is_better=True, settings=(),
+    "os_acc", "estbench.runs.oneshot:OneShotJob", kind="oneshot", higher_is_better=True, settings=(),
     needs="supernet", description="accuracy of the architecture inside a trained supernet (train-mode BN)",
 )  # fmt: skip
 ESTIMATORS.register(
-    "os_loss", "estbench.oneshot_runs:score_one_shot", kind="oneshot", higher_is_better=False, settings=(),
+    "os_loss", "estbench.runs.oneshot:OneShotJob", kind="oneshot", higher_is_better=False, settings=(),
     needs="supernet", description="cross-entropy loss of the architecture inside a trained supernet",
 )  # fmt: skip
 
+# A rank needs the whole population, so vote is computed at analysis time from the stored
+# scores of its experts, never by the zero-shot engine.
+ESTIMATORS.register(
+    "vote", "estbench.runs.vote:score_vote", kind="zeroshot", derived=True, needs="analysis",
+    higher_is_better=True, settings=(), data_free=False, all_batches=False,
+    description="ensemble of expert ZSEs (NB201: relu_logdet, jacob_cov, synflow), ranked over the population",
+)  # fmt: skip
 
-def estimator_names(kind: str | None = None) -> list[str]:
-    return ESTIMATORS.names(kind=kind) if kind else ESTIMATORS.names()
-
-
-def _register_zero_shot() -> None:
-    """Zero-shot measures declare their metadata in ``zeroshot.SPECS`` (no torch import)."""
-    from estbench.estimators import zeroshot
-
-    for name, meta in getattr(zeroshot, "SPECS", {}).items():
-        ESTIMATORS.register(name, f"estbench.estimators.zeroshot.measures:{name}", kind="zeroshot", **meta)
-    # derived estimators are computed from other estimators' stored scores
-    for name, meta in getattr(zeroshot, "DERIVED", {}).items():
-        ESTIMATORS.register(name, f"estbench.analysis.{name}:compute_{name}", kind="zeroshot", **meta)
-
-
-_register_zero_shot()
+import estbench.estimators.zeroshot.measures  # noqa: E402,F401  (registers the built-in measures)

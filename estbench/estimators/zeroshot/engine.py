@@ -1,57 +1,60 @@
-"""The zero-shot engine: run each pass a set of measures needs once per (architecture,
-batch) and feed every requested measure from it.
+"""The zero-shot engine: plan the passes the requested measures need from their metadata
+(:func:`.plan.plan`, the union of their ``needs``), run each pass once per
+(architecture, batch) and feed every measure from its pass's output.
 
-Plan for one call (only what the requested measures need):
+What a plan runs, in order (only what the requested measures need):
 
-1. build the BN network once (seeded) if any measure but synflow is requested;
-2. ONE train-mode forward with the hooks the measures need: ReLU kernel (relu_logdet),
-   conv/linear outputs (fisher); under ``no_grad`` when relu_logdet is all it feeds;
-3. on that graph: the input gradient of the summed logits (jacob_cov); then ONE CE
-   backward for the weight gradients and the recorded outputs' gradients (grad_norm,
-   plain, snip, fisher), taken with ``create_graph`` when grasp is requested, then the
-   Hessian-gradient product (grasp; on CPU its batch norms and convs use the lean double
-   backward of :mod:`.hessian`, first-order values bit-identical);
+1. the BN network, built once (seeded), if any pass needs it;
+2. ONE train-mode forward with only the hooks the passes need: ReLU kernel
+   (relu_forward), conv/linear output taps (fisher, an optional product of
+   ce_backward); under ``no_grad`` when no pass backpropagates;
+3. on that graph: the input gradient of the summed logits (input_grad); then ONE CE
+   backward for the weight gradients and the tapped outputs' gradients (ce_backward),
+   with ``create_graph`` when grasp is planned, then the Hessian-gradient product
+   (grasp; on CPU its batch norms and convs use the lean double backward of
+   :mod:`.hessian`, first-order values bit-identical);
 4. synflow_bn on the same BN network, evaluated functionally on absolute float64 copies
-   of its tensors (cheaper than a second build plus a sign restore, and it leaves the
-   network untouched);
-5. synflow on the same network with its BNs bypassed by hooks (the reference builds a
-   BN-free copy; the conv/linear weights are the same, so the value is too); a network
-   built without BN only when synflow is all that is asked.
+   of its tensors (it leaves the network untouched);
+5. synflow on the same network with its BNs bypassed by hooks (same conv/linear weights
+   as a BN-free build, so the same value); a BN-free build only when no pass needs BN.
 
 Sharing the forward changes no value: BN runs on batch statistics, so the forwards the
 reference repeats per measure are identical. Determinism: the same seed on the same
-device gives identical values on CPU; on CUDA ``score_zero_shot`` turns on
+device gives identical values on CPU; on CUDA the runner turns on
 ``torch.use_deterministic_algorithms`` (warn-only), cuBLAS's deterministic workspace and
-no cuDNN autotuning (never run here: no GPU was lent; ``benchmarks/cuda_check.py`` checks
-repeats and CPU agreement when one is)."""
+no cuDNN autotuning (``benchmarks/cuda_check.py`` checks repeats and CPU agreement).
+
+Timing keys: ``build``, ``forward`` (shared by every pass on it; ReLU kernels are made
+inside it) and one per pass for its own work, its measures' formulas included."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from estbench.errors import UnknownName
-from estbench.estimators.zeroshot import SPECS, formulas, passes
+from estbench.estimators.zeroshot import passes
+from estbench.estimators.zeroshot.measure import Measure, get_measure
+from estbench.estimators.zeroshot.plan import (
+    PASSES,
+    CEGradients,
+    HessianGradients,
+    InputGradient,
+    Plan,
+    ReluCodes,
+    SynflowGradients,
+    plan,
+)
 
 Values = dict[str, float]
 Timings = dict[str, float]
 Errors = dict[str, str]
-
-CE_MEASURES = ("grad_norm", "plain", "snip", "fisher")
-SHARED_PASSES = ("ce_backward", "grasp", "input_grad", "relu_forward")  # served by the one BN forward
-
-
-def pass_of(name: str) -> str:
-    try:
-        return SPECS[name]["needs"]
-    except KeyError:
-        known = ", ".join(sorted(SPECS))
-        raise UnknownName(f"unknown zero-shot measure {name!r}. Known: {known}.") from None
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def run_measures(
@@ -64,195 +67,196 @@ def run_measures(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Values, Timings, Errors]:
-    """Score one architecture on one batch with every measure in ``measures``.
+    """Score one architecture on one batch with every (per-batch) measure in ``measures``.
 
     ``build(bn)`` returns a fresh network (with / without BatchNorm); torch is seeded with
-    ``seed`` before the build, so either build gets the same conv/linear weights. Returns (values,
-    wall seconds by stage, errors): every requested measure is in exactly one of values
-    (possibly inf/nan; the caller records the status) and errors ("Type: message"); a
-    failing measure never loses the others. Timing stages: ``build`` and ``forward``
-    (shared by all BN passes; ReLU kernels are computed inside the forward), then one
-    key per pass for its own work."""
-    names = _names(measures)
-    x, y = x.to(device=device, dtype=dtype), y.to(device=device)
-    values: Values = {}
-    timings: Timings = {}
-    errors: dict[str, BaseException] = {}
-    bn_names = [n for n in names if n != "synflow"]
-    if bn_names:
-        try:
-            with _clock(timings, "build", x.device):
-                net = _seeded(build, True, seed).to(device=device, dtype=dtype).train()
-        except Exception as exc:  # a network that cannot be built fails its measures, not the call
-            errors.update(dict.fromkeys(names, exc))
-            return values, timings, _messages(errors)
-        _score_bn(net, x, y, bn_names, values, timings, errors)
-        if "synflow" in names:  # the BN network with its BNs bypassed: same weights, no rebuild
-            _synflow(net, x, values, timings, errors, bypass_bn=True)
-        del net
-    elif "synflow" in names:
-        try:
-            with _clock(timings, "build", x.device):
-                net0 = _seeded(build, False, seed).to(device=device).train()
-        except Exception as exc:
-            errors["synflow"] = exc
-        else:
-            _synflow(net0, x, values, timings, errors)
-    return values, timings, _messages(errors)
+    ``seed`` before the build, so either build gets the same conv/linear weights. Returns
+    (values, wall seconds by stage, errors): every requested measure is in exactly one
+    of values (possibly inf/nan; the caller records the status) and errors ("Type:
+    message"); a failing measure never loses the others."""
+    run = _Run(plan(_measures(measures, all_batches=False)), torch.device(device))
+    net = run.build(build, seed, dtype)
+    if net is not None:
+        run.batch(net, x.to(device=device, dtype=dtype), y.to(device=device), run.compute)
+    return run.values, run.timings, run.messages()
 
 
-def _synflow(
-    net: nn.Module,
-    x: torch.Tensor,
-    values: Values,
-    timings: Timings,
-    errors: dict,
+def run_all_batches(
+    build: Callable[[bool], nn.Module],
+    batches: Sequence[Batch],
+    measures: Iterable[str],
     *,
-    name: str = "synflow",
-    bypass_bn: bool = False,
-) -> None:
-    """synflow (or synflow_bn) on ``net``, timed under its own name; a failure is recorded."""
-    try:
-        with _clock(timings, name, x.device):
-            values[name] = passes.synflow_score(net, tuple(x.shape[1:]), bypass_bn=bypass_bn)
-    except Exception as exc:
-        errors[name] = exc
+    seed: int,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Values, Timings, Errors]:
+    """Score one architecture with measures registered ``all_batches=True``: one value
+    per measure over all ``batches`` at once. The network is built once (seeded as in
+    :func:`run_measures`), each planned pass runs on every batch, and each measure gets
+    the list of its pass's outputs. Timings are summed over the batches; a measure whose
+    pass fails on any batch is an error."""
+    run = _Run(plan(_measures(measures, all_batches=True)), torch.device(device))
+    net = run.build(build, seed, dtype)
+    if net is None:
+        return run.values, run.timings, run.messages()
+    outputs: dict[str, list[Any]] = {p: [] for p in run.plan.passes}
+    for x, y in batches:
+        run.batch(net, x.to(device=device, dtype=dtype), y.to(device=device), lambda p, out: outputs[p].append(out))
+    for m in run.plan.measures:
+        if m.name not in run.errors:
+            with run.clock(m.needs), run.recorded([m.name]):
+                run.values[m.name] = float(m.compute(outputs[m.needs]))
+    return run.values, run.timings, run.messages()
 
 
 def score_model(
     net: nn.Module, x: torch.Tensor, y: torch.Tensor, measures: Iterable[str]
 ) -> tuple[Values, Timings, Errors]:
-    """The same suite on a caller's model, which is left exactly as it was (modes,
-    buffers, ``requires_grad``, no ``.grad`` written, no hooks left). synflow runs on it
-    with its BatchNorms bypassed. x and y must already be on the model's device/dtype."""
-    values, timings, errors = score_model_raw(net, x, y, measures)
-    return values, timings, _messages(errors)
-
-
-def score_model_raw(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, measures: Iterable[str]
-) -> tuple[Values, Timings, dict[str, BaseException]]:
-    """:func:`score_model` with the exception objects (for callers that re-raise)."""
-    names = _names(measures)
-    values: Values = {}
-    timings: Timings = {}
-    errors: dict[str, BaseException] = {}
+    """The same (per-batch) measures on a caller's model, which is left exactly as it was
+    (modes, buffers, ``requires_grad``, no ``.grad`` written, no hooks left). synflow
+    runs on it with its BatchNorms bypassed. x and y must already be on the model's
+    device/dtype."""
+    run = _Run(plan(_measures(measures, all_batches=False), bn_network=True), x.device)
     with passes.preserved(net):
-        _score_bn(net, x, y, [n for n in names if n != "synflow"], values, timings, errors)
-        if "synflow" in names:
-            _synflow(net, x, values, timings, errors, bypass_bn=True)
-    return values, timings, errors
+        run.batch(net, x, y, run.compute)
+    return run.values, run.timings, run.messages()
 
 
-# ---- the BN network's passes ------------------------------------------------------------
-def _score_bn(
-    net: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    names: list[str],
-    values: Values,
-    timings: Timings,
-    errors: dict[str, BaseException],
-) -> None:
-    shared = [n for n in names if pass_of(n) in SHARED_PASSES]
-    if shared:
-        _shared_passes(net, x, y, shared, values, timings, errors)
-    if "synflow_bn" in names:
-        _synflow(net, x, values, timings, errors, name="synflow_bn")
+# ---- one run: an architecture under a plan ---------------------------------------------------
+@dataclass
+class _State:
+    """One batch on one network: the shared forward and what later passes build on."""
+
+    net: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    plan: Plan
+    fwd: passes.Forward | None = None
+    weights: list[torch.Tensor] | None = None  # the scored weights (graph leaves)
+    grads: list[torch.Tensor | None] | None = None  # CE gradients, with their graph when grasp is planned
 
 
-def _shared_passes(
-    net: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    names: list[str],
-    values: Values,
-    timings: Timings,
-    errors: dict[str, BaseException],
-) -> None:
-    want = set(names)
-    ce = [n for n in CE_MEASURES if n in want]
-    grasp = "grasp" in want
-    jacob = "jacob_cov" in want
-    try:
-        with _clock(timings, "forward", x.device):
-            fwd = passes.forward(
-                net,
-                x,
-                grad=bool(ce) or grasp or jacob,
-                input_grad=jacob,
-                fisher="fisher" in want,
-                relu="relu_logdet" in want,
-                hessian=grasp,
-            )
-    except Exception as exc:
-        errors.update(dict.fromkeys(names, exc))
-        return
-    if jacob:
-        with _clock(timings, "input_grad", x.device), _recorded(errors, ["jacob_cov"]):
-            jac = passes.input_gradient(fwd, retain_graph=bool(ce) or grasp)
-            values["jacob_cov"] = formulas.jacob_cov(jac.to(torch.float64).cpu().numpy())
-    if ce or grasp:
-        weights = [m.weight for _, m in passes.scored_layers(net)]
-        grads = None
-        with _clock(timings, "ce_backward", x.device), _recorded(errors, ce + ["grasp"] * grasp):
-            grads = passes.ce_gradients(fwd, y, weights, create_graph=grasp)
-            plain_grads = [None if g is None else g.detach() for g in grads]
-            ws = [w.detach() for w in weights]
-            formula = {
-                "grad_norm": lambda: formulas.grad_norm(plain_grads),
-                "plain": lambda: formulas.plain(ws, plain_grads),
-                "snip": lambda: formulas.snip(ws, plain_grads),
-                "fisher": lambda: formulas.fisher(passes.fisher_inputs(net, fwd)),
-            }
-            for name in ce:
-                with _recorded(errors, [name]):
-                    values[name] = formula[name]()
-        if grasp and grads is not None:
-            with _clock(timings, "grasp", x.device), _recorded(errors, ["grasp"]):
-                values["grasp"] = formulas.grasp([w.detach() for w in weights], passes.hessian_gradient(weights, grads))
-    if "relu_logdet" in want:
-        with _clock(timings, "relu_forward", x.device), _recorded(errors, ["relu_logdet"]):
-            if fwd.relu_kernel is None:
-                raise RuntimeError("the network has no ReLU module to hook")
-            values["relu_logdet"] = formulas.relu_logdet(fwd.relu_kernel.cpu().numpy())
+class _Run:
+    """One architecture under one plan: its network, the passes per batch, and the
+    values, timings and errors they collect."""
+
+    def __init__(self, plan_: Plan, device: torch.device) -> None:
+        self.plan, self.device = plan_, device
+        self.values: Values = {}
+        self.timings: Timings = {}
+        self.errors: dict[str, BaseException] = {}
+
+    def build(self, build: Callable[[bool], nn.Module], seed: int, dtype: torch.dtype) -> nn.Module | None:
+        """The plan's network (None when it cannot be built: its measures fail, not the call)."""
+        bn = self.plan.bn_network
+        try:
+            with self.clock("build"):
+                torch.manual_seed(seed)
+                net = build(bn)
+                # the BN-free network only serves synflow, which runs in float64 anyway
+                return (net.to(device=self.device, dtype=dtype) if bn else net.to(device=self.device)).train()
+        except Exception as exc:
+            self.errors.update(dict.fromkeys((m.name for m in self.plan.measures), exc))
+            return None
+
+    def batch(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, sink: Callable[[str, Any], None]) -> None:
+        """Run every planned pass on one batch; ``sink(pass, output)`` inside its clock."""
+        state = _State(net, x, y, self.plan)
+        if self.plan.forward is not None:
+            try:
+                with self.clock("forward"):
+                    state.fwd = passes.forward(net, x, self.plan.forward)
+            except Exception as exc:
+                self.errors.update(dict.fromkeys(self.plan.on_forward(), exc))
+        done: set[str] = set()
+        for p in self.plan.passes:
+            spec = PASSES[p]
+            if (spec.forward is not None and state.fwd is None) or (spec.after is not None and spec.after not in done):
+                continue  # its measures' errors are recorded already
+            with self.clock(p), self.recorded(self.plan.affected(p)):
+                out = _STEPS[p](state)
+                done.add(p)
+                sink(p, out)
+
+    def compute(self, pass_name: str, output: Any) -> None:
+        """Per-batch sink: every measure of the pass, each failing on its own."""
+        for m in self.plan.measures_of(pass_name):
+            with self.recorded([m.name]):
+                self.values[m.name] = float(m.compute(output))
+
+    @contextmanager
+    def recorded(self, names: list[str]) -> Iterator[None]:
+        """Record an exception against ``names`` (unless already recorded) and go on."""
+        try:
+            yield
+        except Exception as exc:
+            for n in names:
+                self.errors.setdefault(n, exc)
+
+    @contextmanager
+    def clock(self, stage: str) -> Iterator[None]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+
+    def messages(self) -> Errors:
+        return {n: f"{type(e).__name__}: {e}" for n, e in self.errors.items()}
 
 
-# ---- helpers --------------------------------------------------------------------------
-def _names(measures: Iterable[str]) -> list[str]:
-    names = list(dict.fromkeys(measures))
-    for n in names:
-        pass_of(n)  # raises UnknownName early: a typo is the caller's bug, not a measure failure
-    return names
+# ---- the passes' torch work, one step per name in plan.PASSES -------------------------------
+def _input_grad(s: _State) -> InputGradient:
+    return InputGradient(passes.input_gradient(s.fwd, retain_graph=s.plan.graph_used_after("input_grad")))
 
 
-def _seeded(build: Callable[[bool], nn.Module], bn: bool, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    return build(bn)
+def _ce_backward(s: _State) -> CEGradients:
+    s.weights = [m.weight for _, m in passes.scored_layers(s.net)]
+    s.grads = passes.ce_gradients(s.fwd, s.y, s.weights, create_graph=s.plan.forward.double_backward)
+    fisher = passes.fisher_inputs(s.net, s.fwd) if "fisher" in s.plan.products else None
+    return CEGradients([w.detach() for w in s.weights], [None if g is None else g.detach() for g in s.grads], fisher)
 
 
-@contextmanager
-def _recorded(errors: dict[str, BaseException], names: list[str]) -> Iterator[None]:
-    """Record an exception against ``names`` (unless already recorded) and go on."""
-    try:
-        yield
-    except Exception as exc:
-        for n in names:
-            errors.setdefault(n, exc)
+def _grasp(s: _State) -> HessianGradients:
+    return HessianGradients([w.detach() for w in s.weights], passes.hessian_gradient(s.weights, s.grads))
 
 
-@contextmanager
-def _clock(timings: Timings, stage: str, device: torch.device) -> Iterator[None]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+def _relu_forward(s: _State) -> ReluCodes:
+    if s.fwd.relu_kernel is None:
+        raise RuntimeError("the network has no ReLU module to hook")
+    return ReluCodes(s.fwd.relu_kernel)
 
 
-def _messages(errors: dict[str, BaseException]) -> Errors:
-    return {n: f"{type(e).__name__}: {e}" for n, e in errors.items()}
+def _synflow_bn(s: _State) -> SynflowGradients:
+    return passes.synflow_gradients(s.net, tuple(s.x.shape[1:]))
+
+
+def _synflow(s: _State) -> SynflowGradients:
+    # on the BN network (when built) with its BNs bypassed: same weights, no rebuild
+    return passes.synflow_gradients(s.net, tuple(s.x.shape[1:]), bypass_bn=s.plan.bn_network)
+
+
+_STEPS: dict[str, Callable[[_State], Any]] = {
+    "input_grad": _input_grad,
+    "ce_backward": _ce_backward,
+    "grasp": _grasp,
+    "relu_forward": _relu_forward,
+    "synflow_bn": _synflow_bn,
+    "synflow": _synflow,
+}
+
+
+def _measures(names: Iterable[str], *, all_batches: bool) -> list[Measure]:
+    """The requested measures (duplicates dropped). An unknown name or a measure for the
+    other entry point raises: a caller's bug, not a measure failure."""
+    out = [get_measure(n) for n in dict.fromkeys(names)]
+    wrong = [m.name for m in out if m.all_batches != all_batches]
+    if wrong:
+        other = "run_measures / score_model" if all_batches else "run_all_batches"
+        kind = "per-batch" if all_batches else "all-batches"
+        raise ValueError(f"{', '.join(wrong)}: {kind} measure(s), scored by engine.{other}")
+    return out

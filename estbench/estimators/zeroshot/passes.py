@@ -9,7 +9,8 @@ is saved and restored by :func:`preserved` for callers that pass their own model
 One forward serves every BN pass (the reference runs one per measure on a deep copy;
 in train mode the batch statistics make those forwards identical, so sharing changes
 no value): it accumulates the ReLU kernel (relu_logdet) and taps the conv/linear
-outputs (fisher) through hooks, then up to three backward passes reuse its graph."""
+outputs (fisher) through hooks, then up to three backward passes reuse its graph. What
+each pass hands its measures is declared in :mod:`.plan`; :mod:`.engine` runs them."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from estbench.estimators.zeroshot import formulas
 from estbench.estimators.zeroshot.hessian import input_gradient_only, lean_double_backward
+from estbench.estimators.zeroshot.plan import ForwardNeeds, SynflowGradients
+from estbench.estimators.zeroshot.relu_kernel import ReluKernel, is_relu
 
 SCORED = (nn.Conv2d, nn.Linear)
 
@@ -31,14 +33,6 @@ SCORED = (nn.Conv2d, nn.Linear)
 def scored_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """The conv and linear modules whose weights are scored, in ``modules()`` order."""
     return [(name, m) for name, m in net.named_modules() if isinstance(m, SCORED)]
-
-
-def is_relu(module: nn.Module) -> bool:
-    """The reference (zhouzx17/zero-cost-nas ``relu_logdet.py``, like NASWOT's original)
-    hooks every module whose type name contains "ReLU". On NB201 that includes the
-    ``ReLUConvBN`` wrapper, whose input is its inner ReLU's input, so each conv edge's
-    codes enter K twice. Kept deliberately, to reproduce the paper's values."""
-    return "ReLU" in type(module).__name__
 
 
 @contextlib.contextmanager
@@ -64,42 +58,10 @@ def preserved(net: nn.Module) -> Iterator[None]:
 
 
 # ---- the shared BN forward --------------------------------------------------------------
-class ReluKernel:
-    """Forward hook collecting the NASWOT kernel over every hooked call. Calls fed the
-    same tensor (a ReLUConvBN and its ReLU, all conv edges leaving one cell node) are
-    counted, not recomputed. On CPU the codes are bit-packed during the forward and
-    compared once at the end (:attr:`kernel`): one Hamming pass over all of them
-    instead of one per tensor; elsewhere each tensor adds one matmul to the kernel.
-    Hooked tensors are kept until the end so that their ids are not reused."""
-
-    def __init__(self) -> None:
-        self._packed: dict[tuple[int, int], list] = {}  # CPU: key -> [tensor, codes, n codes, calls]
-        self._kernels: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}  # key -> (tensor, K)
-        self._sum: torch.Tensor | None = None
-
-    def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        x = inputs[0]
-        key = (id(x), x._version)
-        if x.device.type == "cpu" and formulas.BITS:
-            if key in self._packed:
-                self._packed[key][3] += 1
-            else:
-                self._packed[key] = [x, formulas.pack_codes(x), x[0].numel(), 1]
-            return
-        if key not in self._kernels:
-            self._kernels[key] = (x, formulas.agreements_matmul(x.detach().flatten(1)))
-        k = self._kernels[key][1]
-        self._sum = k.clone() if self._sum is None else self._sum.add_(k)
-
-    @property
-    def kernel(self) -> torch.Tensor | None:
-        """The summed kernel (float64, [batch, batch]); None when nothing was hooked."""
-        kernel = self._sum
-        entries = list(self._packed.values())
-        for calls in sorted({e[3] for e in entries}):  # codes seen c times count c times
-            k = formulas.agreements_packed([(e[1], e[2]) for e in entries if e[3] == calls]) * calls
-            kernel = k if kernel is None else kernel + k
-        return kernel
+def fisher_channel_products(act: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """g_nk = sum over spatial positions of act * dL/dact, [batch, channels] (``fisher.py``
+    hook), without materialising the product."""
+    return torch.linalg.vecdot(act.flatten(2), grad.flatten(2)) if act.dim() > 2 else act * grad
 
 
 class FisherTap:
@@ -124,7 +86,7 @@ class FisherTap:
 
     def _reduce(self, index: int, act: torch.Tensor, grad: torch.Tensor) -> None:
         if self.armed:
-            self.g_nk.setdefault(index, []).append(formulas.fisher_channel_products(act, grad.detach()))
+            self.g_nk.setdefault(index, []).append(fisher_channel_products(act, grad.detach()))
 
     @contextlib.contextmanager
     def collecting(self) -> Iterator[None]:
@@ -145,23 +107,21 @@ class Forward:
     relu_kernel: torch.Tensor | None = None
 
 
-def forward(
-    net: nn.Module, x: torch.Tensor, *, grad: bool, input_grad: bool, fisher: bool, relu: bool, hessian: bool = False
-) -> Forward:
-    """One forward of the (train-mode) network with the hooks the requested measures need.
-    ``hessian``: the gradients will be differentiated again (grasp), so CPU batch norms
-    and convs record the lean double backward of :mod:`.hessian` (first-order values
-    unchanged)."""
-    tap = FisherTap() if fisher else None
-    kernel = ReluKernel() if relu else None
+def forward(net: nn.Module, x: torch.Tensor, needs: ForwardNeeds) -> Forward:
+    """One forward of the (train-mode) network with only the hooks ``needs`` asks for.
+    ``needs.double_backward``: the gradients will be differentiated again (grasp), so CPU
+    batch norms and convs record the lean double backward of :mod:`.hessian`
+    (first-order values unchanged)."""
+    tap = FisherTap() if needs.fisher else None
+    kernel = ReluKernel() if needs.relu else None
     handles = []
     try:
         if tap is not None:
             handles += [m.register_forward_hook(tap.hook_for(i)) for i, (_, m) in enumerate(scored_layers(net))]
         if kernel is not None:
             handles += [m.register_forward_hook(kernel) for m in net.modules() if is_relu(m)]
-        leaf = x.detach().requires_grad_(input_grad)  # a new leaf: the caller's x is untouched
-        with torch.set_grad_enabled(grad), lean_double_backward(enabled=hessian and grad):
+        leaf = x.detach().requires_grad_(needs.input_grad)  # a new leaf: the caller's x is untouched
+        with torch.set_grad_enabled(needs.grad), lean_double_backward(enabled=needs.double_backward and needs.grad):
             logits = net(leaf)
     finally:
         for h in handles:
@@ -231,12 +191,13 @@ def bypassed_batchnorm(net: nn.Module) -> Iterator[None]:
             m.train(mode)
 
 
-def synflow_score(net: nn.Module, image_shape: tuple[int, ...], *, bypass_bn: bool = False) -> float:
-    """synflow on ``net`` as it is (with its BNs, if any, in train mode): every parameter
-    and buffer made absolute and float64 (``synflow.py``: ``abs_`` on the whole state
-    dict, then ``net.double()``), input ones of shape [1, *image_shape], R = sum of the
-    output. The network is evaluated functionally on copies, so nothing needs restoring
-    (the reference flips the signs back). ``bypass_bn`` removes BN without a rebuild."""
+def synflow_gradients(net: nn.Module, image_shape: tuple[int, ...], *, bypass_bn: bool = False) -> SynflowGradients:
+    """synflow's pass on ``net`` as it is (with its BNs, if any, in train mode): every
+    parameter and buffer made absolute and float64 (``synflow.py``: ``abs_`` on the whole
+    state dict, then ``net.double()``), input ones of shape [1, *image_shape], R = sum of
+    the output; the scored |w| and dR/dw. The network is evaluated functionally on
+    copies, so nothing needs restoring (the reference flips the signs back).
+    ``bypass_bn`` removes BN without a rebuild."""
     layers = scored_layers(net)
     scored = {f"{name}.weight" for name, _ in layers}
     tensors: dict[str, torch.Tensor] = {}
@@ -252,4 +213,4 @@ def synflow_score(net: nn.Module, image_shape: tuple[int, ...], *, bypass_bn: bo
         out = functional_call(net, tensors, (ones,))
     weights = [tensors[f"{name}.weight"] for name, _ in layers]
     grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
-    return formulas.synflow(weights, grads)
+    return SynflowGradients([w.detach() for w in weights], list(grads))
