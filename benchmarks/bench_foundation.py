@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from estbench.analysis.evaluate import evaluate
-from estbench.store.store import Store
+from estbench.store import ScoreKey, ScoreRow, Store
 
 
 def run(cmd: list[str]) -> float:
@@ -49,12 +49,8 @@ def main() -> None:
                 name = f"synthetic_{k:02d}"
                 st.put_estimator(name, "zeroshot", True, "benchmark noise")
                 s = y + rng.normal(scale=1 + k, size=len(y))
-                st.upsert_scores(
-                    [
-                        ("nb201", int(a), name, "bench", 0, 0, 0, float(v), "ok", None, 0.0, "bench")
-                        for a, v in zip(ids, s)
-                    ]
-                )
+                key = ScoreKey("nb201", name, "bench")
+                st.upsert_scores([ScoreRow.of(key, int(a), 0, float(v), 0.0, "bench") for a, v in zip(ids, s)])
         with Store(store, read_only=True) as st:
             evaluate(st, "nb201", "cifar10-test", "deiso")  # warm-up (imports, scipy)
             times = []

@@ -5,16 +5,17 @@ import sys
 import textwrap
 import time
 
-import duckdb
 import pytest
 
 from estbench.errors import BadInput, StoreError
+from estbench.store import SCORE_COLUMNS, ScoreKey, ScoreRow, Store
 from estbench.store.schema import MIGRATIONS
-from estbench.store.store import SCORE_COLUMNS, Store
+
+KEY = ScoreKey("toy", "params", "h")
 
 
-def row(aid, value=1.0, batch=0, status="ok"):
-    return ("toy", aid, "params", "h", 0, 0, batch, value, status, None, 0.0, "r")
+def row(aid, value=1.0, batch=0):
+    return ScoreRow.of(KEY, aid, batch, value, 0.0, "r")
 
 
 def test_migrations_recorded_once(tmp_path):
@@ -32,20 +33,27 @@ def test_upsert_is_idempotent_and_keeps_first_value():
         st.upsert_scores([row(i, value=2.0) for i in range(5, 15)])
         _, rows = st.query("SELECT count(*), sum(value) FROM scores")
         assert rows[0] == (15, 10 * 1.0 + 5 * 2.0)
-        assert len(SCORE_COLUMNS) == len(row(0))
+        assert len(SCORE_COLUMNS) == len(row(0).astuple())
+
+
+def test_one_nonfinite_policy():
+    inf, nan, failed = row(1, float("inf")), row(2, float("nan")), ScoreRow.of(KEY, 3, 0, None, 0.0, "r", "E: x")
+    assert (inf.value, inf.status, inf.detail) == (float("inf"), "nonfinite", "inf")
+    assert (nan.value, nan.status, nan.detail) == (None, "nonfinite", "nan")
+    assert (failed.value, failed.status, failed.detail) == (None, "failed", "E: x")
 
 
 def test_done_arch_ids_needs_all_batches():
     with Store(":memory:") as st:
         st.upsert_scores([row(1, batch=0), row(1, batch=1), row(2, batch=0)])
-        assert st.done_arch_ids("toy", "params", "h", 0, 0, n_batches=2) == {1}
-        assert st.done_arch_ids("toy", "params", "h", 0, 0, n_batches=1) == {1, 2}
+        assert st.done_arch_ids(ScoreKey("toy", "params", "h", n_batches=2)) == {1}
+        assert st.done_arch_ids(KEY) == {1, 2}
 
 
 def test_failed_transaction_writes_nothing():
     with Store(":memory:") as st:
-        bad = [row(1), ("toy", None, "params", "h", 0, 0, 0, 1.0, "ok", None, 0.0, "r")]  # NULL key
-        with pytest.raises(duckdb.ConstraintException):
+        bad = [row(1), ScoreRow("toy", None, "params", "h", 0, 0, 0, 1.0, "ok", None, 0.0, "r")]  # NULL key
+        with pytest.raises(StoreError, match="writing scores failed"):
             st.upsert_scores(bad)
         assert st.query("SELECT count(*) FROM scores")[1][0][0] == 0
 
@@ -69,7 +77,8 @@ def test_sql_errors_are_bad_input():
             st.query("SELECT * FROM no_such_table")
 
 
-def test_locked_store(tmp_path):
+def test_locked_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESTBENCH_LOCK_WAIT", "0.5")  # give up waiting for the holder after 0.5 s
     path = tmp_path / "locked.duckdb"
     Store(path).close()
     holder = subprocess.Popen(

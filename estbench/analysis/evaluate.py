@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from estbench.analysis.criteria import DEFAULT_KS, compute_criteria
 from estbench.errors import BadInput
-from estbench.store.sql import load_sql
 from estbench.store.store import Store
 
 PROTOCOLS = ("iso", "deiso", "deiso-computational")
@@ -30,31 +27,30 @@ class GroupCriteria:
 
 def check_inputs(store: Store, space: str, metric: str, protocol: str, estimators: list[str]) -> list[str]:
     """Validate names against the store; return the estimators to evaluate."""
-    from estbench.registry import Registry
-
     if protocol not in PROTOCOLS:
         raise BadInput(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
-    _, rows = store.query("SELECT DISTINCT space FROM archs")
-    spaces = Registry("space in this store")
-    for (s,) in rows:
-        spaces.register(s, s)
-    spaces.entry(space)
-    _, rows = store.query("SELECT metric FROM metrics WHERE space = ?", [space])
-    metrics = Registry(f"truth metric for {space}")
-    for (m,) in rows:
-        metrics.register(m, m)
-    if not rows:
+    _known("space in this store", store.spaces()).entry(space)
+    metrics = store.metric_names(space)
+    if not metrics:
         raise BadInput(f"no truth loaded for {space}; run `estbench truth load --space {space}`")
-    metrics.entry(metric)
-    _, rows = store.query("SELECT DISTINCT estimator FROM scores WHERE space = ? ORDER BY 1", [space])
-    scored = Registry(f"estimator scored for {space}")
-    for (e,) in rows:
-        scored.register(e, e)
-    if not rows:
+    _known(f"truth metric for {space}", metrics).entry(metric)
+    scored = store.scored_estimators(space)
+    if not scored:
         raise BadInput(f"no scores for {space} in the store; run `estbench score --space {space} ...`")
+    names = _known(f"estimator scored for {space}", scored)
     for e in estimators:
-        scored.entry(e)
-    return estimators or scored.names()
+        names.entry(e)
+    return estimators or scored
+
+
+def _known(kind: str, names: list[str]):
+    """A registry of plain names, for its did-you-mean errors."""
+    from estbench.registry import Registry
+
+    reg = Registry(kind)
+    for n in names:
+        reg.register(n, n)
+    return reg
 
 
 def evaluate(
@@ -68,17 +64,18 @@ def evaluate(
     ks: tuple[float, ...] = DEFAULT_KS,
 ) -> list[GroupCriteria]:
     """Criteria of every (estimator, config, epoch) group against ``metric``."""
+    with store.session():  # one connection for the checks and both queries
+        return _evaluate(store, space, metric, protocol, estimators, epochs, seeds, ks)
+
+
+def _evaluate(store, space, metric, protocol, estimators, epochs, seeds, ks) -> list[GroupCriteria]:
     names = check_inputs(store, space, metric, protocol, list(estimators or []))
     params = {
         "space": space, "metric": metric, "protocol": protocol, "estimators": names,
         "epochs": [int(e) for e in epochs or []], "seeds": [int(s) for s in seeds or []],
     }  # fmt: skip
-    cur = store.con.execute(load_sql("points"), params)
-    cols = [d[0] for d in cur.description]
-    data = cur.fetchnumpy() if hasattr(cur, "fetchnumpy") else None
-    rows = {c: np.asarray(data[c]) for c in cols}
-    excl_params = {k: params[k] for k in ("space", "estimators", "epochs", "seeds")}
-    stats = {(r[0], r[1], r[2]): r[3:] for r in store.con.execute(load_sql("group_stats"), excl_params).fetchall()}
+    rows = store.criteria_points(params)
+    stats = store.group_stats({k: params[k] for k in ("space", "estimators", "epochs", "seeds")})
     out: list[GroupCriteria] = []
     if not len(rows["estimator"]):
         return out

@@ -1,5 +1,6 @@
-"""The DuckDB score store."""
+"""The DuckDB score store: schema and migrations, typed rows, every SQL statement."""
 
-from estbench.store.store import SCORE_COLUMNS, Store, open_store
+from estbench.store.rows import SCORE_COLUMNS, ScoreKey, ScoreRow
+from estbench.store.store import Store, default_store_path, open_store
 
-__all__ = ["SCORE_COLUMNS", "Store", "open_store"]
+__all__ = ["SCORE_COLUMNS", "ScoreKey", "ScoreRow", "Store", "default_store_path", "open_store"]

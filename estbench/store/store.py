@@ -1,67 +1,81 @@
 """The DuckDB store: one file, schema created and migrated by the code, chunked
-idempotent writes (primary keys + ON CONFLICT DO NOTHING), read-only opening for
-analyses. Values are always bound as parameters, never formatted into SQL."""
+idempotent writes (primary keys + ON CONFLICT DO NOTHING). Every SQL statement of
+estbench lives in this package; values are bound as parameters, never formatted in.
+
+Connections are short-lived (see ``connection``): each method opens the file, does its
+work in one transaction and closes it, so a long run never holds the lock between
+chunks. ``with store.session():`` keeps one connection for a burst of calls; an
+in-memory store always keeps its one connection."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import socket
-import uuid
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import duckdb
 
-from estbench import __version__
-from estbench.errors import StoreError
+from estbench.errors import BadInput, StoreError
+from estbench.store.connection import connect, open_error
+from estbench.store.rows import SCORE_COLUMNS, ScoreRow
+from estbench.store.runs import RunsMixin
 from estbench.store.schema import MIGRATIONS
+from estbench.store.scores import ScoresMixin
 
 DEFAULT_STORE = "estbench.duckdb"
-SCORE_COLUMNS = (
-    "space", "arch_id", "estimator", "config_hash", "epoch", "seed", "batch",
-    "value", "status", "detail", "elapsed_s", "run_id",
+EXPORT_TABLES = (
+    "archs", "metrics", "truth", "estimators", "configs", "runs", "scores", "train_epochs", "checkpoints",
+    "score_mean", "score_seed_mean",
 )  # fmt: skip
-SCORE_KEY = SCORE_COLUMNS[:7]
 
 
 def default_store_path() -> str:
     return os.environ.get("ESTBENCH_STORE") or DEFAULT_STORE
 
 
-def _connect(path: str, read_only: bool) -> duckdb.DuckDBPyConnection:
-    if path != ":memory:" and read_only and not Path(path).exists():
-        raise StoreError(f"no store at {path}; create it with `estbench truth load` or `estbench score`")
-    try:
-        return duckdb.connect(path, read_only=read_only)
-    except duckdb.Error as exc:
-        msg = str(exc)
-        if "lock" in msg.lower():
-            holder = msg.split("(PID")[-1].split(")")[0].strip() if "(PID" in msg else "another process"
-            raise StoreError(
-                f"store {path} is locked by another process (PID {holder}); wait for it to finish "
-                "or use another --store"
-            ) from None
-        if "not a valid DuckDB database" in msg or "Serialization" in type(exc).__name__ or "magic" in msg:
-            raise StoreError(f"{path} is not a DuckDB database (refusing to touch it); use another --store") from None
-        raise StoreError(f"cannot open store {path}: {msg.splitlines()[0]}") from None
-
-
-class Store:
-    """A DuckDB store. Use as a context manager; ``read_only`` for analyses."""
+class Store(RunsMixin, ScoresMixin):
+    """A DuckDB store; ``read_only`` for analyses. Usable as a context manager."""
 
     def __init__(self, path: str | os.PathLike = ":memory:", read_only: bool = False) -> None:
         self.path = str(path)
         self.read_only = read_only
-        self.con = _connect(self.path, read_only)
-        if read_only:
-            self._check_schema()
-        else:
-            self.migrate()
+        self._held: duckdb.DuckDBPyConnection | None = None
+        if self.path == ":memory:":
+            self._held = connect(self.path, read_only=False)
+        with self.session():
+            self._check_schema() if read_only else self.migrate()
 
-    # ---- lifecycle -------------------------------------------------------------
+    # ---- connections -----------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Store]:
+        """Keep one connection open for the calls made inside (released at the end)."""
+        if self._held is not None:
+            yield self
+            return
+        self._held = connect(self.path, self.read_only)
+        try:
+            yield self
+        finally:
+            con, self._held = self._held, None
+            con.close()
+
+    @contextlib.contextmanager
+    def _con(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._held is not None:
+            yield self._held
+            return
+        con = connect(self.path, self.read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
     def close(self) -> None:
-        self.con.close()
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def __enter__(self) -> Store:
         return self
@@ -69,19 +83,46 @@ class Store:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _run(self, work: Callable[[duckdb.DuckDBPyConnection], Any], what: str) -> Any:
+        """``work(con)`` on a connection; a DuckDB error becomes a StoreError."""
+        try:
+            with self._con() as con:
+                return work(con)
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: {what} failed ({str(exc).splitlines()[0]})") from None
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict | None = None, what: str = "query") -> list[tuple]:
+        return self._run(lambda con: con.execute(sql, params).fetchall(), what)
+
+    def _write(self, work: Callable[[duckdb.DuckDBPyConnection], Any], what: str) -> Any:
+        """``work(con)`` in one transaction: all of its writes land, or none."""
+
+        def tx(con: duckdb.DuckDBPyConnection) -> Any:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                out = work(con)
+                con.execute("COMMIT")
+                return out
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only; {what} needs a writing command")
+        return self._run(tx, what)
+
+    # ---- schema ----------------------------------------------------------------
     def _tables(self) -> set[str]:
-        return {r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        return {r[0] for r in self._rows("SELECT table_name FROM information_schema.tables")}
 
     def schema_version(self) -> int:
         if "schema_migrations" not in self._tables():
             return 0
-        return self.con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        return self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
 
     def _check_schema(self) -> None:
-        try:
-            version = self.schema_version()
-        except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: cannot read the schema ({exc})") from None
+        version = self.schema_version()
         latest = MIGRATIONS[-1][0]
         if version != latest:
             raise StoreError(
@@ -90,166 +131,164 @@ class Store:
             )
 
     def migrate(self) -> None:
-        try:
-            self.con.execute(
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                 "description VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
             )
-            current = self.schema_version()
+            current = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
             for version, description, sql in MIGRATIONS:
-                if version <= current:
-                    continue
-                self.con.execute("BEGIN TRANSACTION")
-                self.con.execute(sql)
-                self.con.execute(
-                    "INSERT INTO schema_migrations (version, description) VALUES (?, ?)", [version, description]
-                )
-                self.con.execute("COMMIT")
-        except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: migration failed ({exc})") from None
+                if version > current:
+                    con.execute(sql)
+                    con.execute(
+                        "INSERT INTO schema_migrations (version, description) VALUES (?, ?)", [version, description]
+                    )
 
-    # ---- generic ---------------------------------------------------------------
+        self._write(work, "migration")
+
+    # ---- user SQL --------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict | None = None) -> tuple[list[str], list[tuple]]:
-        """Run SQL; return (column names, rows). Errors become StoreError-free BadInput."""
-        from estbench.errors import BadInput
-
+        """Run a user's SQL; (column names, rows). An error in the SQL is BadInput, a
+        failure of the file (I/O, corruption) a StoreError."""
         try:
-            cur = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
-            cols = [d[0] for d in cur.description] if cur.description else []
-            rows = cur.fetchall() if cur.description else []
-            return cols, rows
+            with self._con() as con:
+                cur = con.execute(sql, params) if params is not None else con.execute(sql)
+                cols = [d[0] for d in cur.description] if cur.description else []
+                return cols, (cur.fetchall() if cur.description else [])
+        except (duckdb.IOException, duckdb.InternalException, duckdb.FatalException) as exc:
+            raise StoreError(f"{self.path}: {str(exc).splitlines()[0]}") from None
         except duckdb.Error as exc:
             raise BadInput(f"SQL error: {str(exc).splitlines()[0]}") from None
 
-    def insert_columns(
-        self, table: str, columns: Sequence[str], data: dict[str, list], conflict: str = "NOTHING"
-    ) -> None:
-        """Bulk insert column lists (one statement, values bound as list parameters)."""
-        if not data or not len(next(iter(data.values()))):
-            return
-        unnest = ", ".join(f"unnest(${i + 1}) AS {c}" for i, c in enumerate(columns))
-        on = "ON CONFLICT DO NOTHING" if conflict == "NOTHING" else "ON CONFLICT DO UPDATE SET " + conflict
-        self.con.execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (SELECT {unnest}) {on}",
-            [data[c] for c in columns],
-        )
-
     # ---- archs and truth -------------------------------------------------------
     def arch_count(self, space: str) -> int:
-        return self.con.execute("SELECT count(*) FROM archs WHERE space = ?", [space]).fetchone()[0]
+        return self._rows("SELECT count(*) FROM archs WHERE space = ?", [space])[0][0]
 
     def put_archs(self, space: str, rows: list[dict[str, Any]]) -> None:
         """rows: dicts with arch_id, arch_str, iso_key, comp_key, degenerate."""
         cols = ("space", "arch_id", "arch_str", "iso_key", "comp_key", "degenerate")
         data = {c: [space] * len(rows) if c == "space" else [r[c] for r in rows] for c in cols}
-        self.transaction(lambda: self.insert_columns("archs", cols, data))
+        self._write(lambda con: _insert_columns(con, "archs", cols, data), "writing archs")
 
     def arch_strings(self, space: str) -> list[str]:
-        rows = self.con.execute("SELECT arch_str FROM archs WHERE space = ? ORDER BY arch_id", [space]).fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in self._rows("SELECT arch_str FROM archs WHERE space = ? ORDER BY arch_id", [space])]
+
+    def spaces(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT DISTINCT space FROM archs ORDER BY 1")]
+
+    def arch_ids_with_truth(self, space: str) -> list[int]:
+        return [r[0] for r in self._rows("SELECT DISTINCT arch_id FROM truth WHERE space = ? ORDER BY 1", [space])]
+
+    def class_representatives(self, space: str) -> list[int]:
+        """The smallest arch id of every isomorphism class (``iso_key``)."""
+        sql = "SELECT min(arch_id) FROM archs WHERE space = ? GROUP BY iso_key ORDER BY 1"
+        return [r[0] for r in self._rows(sql, [space])]
 
     def put_truth(self, space: str, table) -> int:
         """Replace the given metrics of ``space`` with the table's values (one transaction)."""
+        rows = list(table.rows())
 
-        def work() -> None:
+        def work(con: duckdb.DuckDBPyConnection) -> None:
             for name, info in table.metrics.items():
-                self.con.execute("DELETE FROM truth WHERE space = ? AND metric = ?", [space, name])
-                self.con.execute("DELETE FROM metrics WHERE space = ? AND metric = ?", [space, name])
-                self.con.execute(
+                con.execute("DELETE FROM truth WHERE space = ? AND metric = ?", [space, name])
+                con.execute("DELETE FROM metrics WHERE space = ? AND metric = ?", [space, name])
+                con.execute(
                     "INSERT INTO metrics (space, metric, epoch, seed_mean, higher_is_better, source, description) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [space, name, info.epoch, info.seed_mean, info.higher_is_better, info.source, info.description],
                 )
-            rows = list(table.rows())
-            self.insert_columns(
-                "truth",
-                ("space", "arch_id", "metric", "value"),
+            _insert_columns(
+                con, "truth", ("space", "arch_id", "metric", "value"),
                 {"space": [space] * len(rows), "arch_id": [r[0] for r in rows],
                  "metric": [r[1] for r in rows], "value": [r[2] for r in rows]},
             )  # fmt: skip
 
-        self.transaction(work)
-        return sum(1 for _ in table.rows())
-
-    # ---- estimators, configs, runs ---------------------------------------------
-    def put_estimator(self, name: str, kind: str, higher_is_better: bool, description: str = "") -> None:
-        self.con.execute(
-            "INSERT INTO estimators VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET kind = excluded.kind, "
-            "higher_is_better = excluded.higher_is_better, description = excluded.description",
-            [name, kind, higher_is_better, description],
-        )
-
-    def put_config(self, config_hash: str, estimator: str, config: dict) -> None:
-        self.con.execute(
-            "INSERT INTO configs (config_hash, estimator, config) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [config_hash, estimator, json.dumps(config, sort_keys=True)],
-        )
-
-    def start_run(self, kind: str, space: str, name: str, config: dict) -> str:
-        run_id = uuid.uuid4().hex[:12]
-        self.con.execute(
-            "INSERT INTO runs (run_id, kind, space, name, config, status, host, estbench_version) "
-            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-            [run_id, kind, space, name, json.dumps(config, sort_keys=True), socket.gethostname(), __version__],
-        )
-        return run_id
-
-    def finish_run(self, run_id: str, status: str, n_written: int) -> None:
-        self.con.execute(
-            "UPDATE runs SET status = ?, finished_at = current_timestamp, n_written = ? WHERE run_id = ?",
-            [status, n_written, run_id],
-        )
-
-    # ---- scores ----------------------------------------------------------------
-    def upsert_scores(self, rows: list[tuple]) -> int:
-        """Insert score rows (tuples in SCORE_COLUMNS order) in one transaction; rows
-        whose key exists are left untouched. Returns the number of rows offered."""
-        if not rows:
-            return 0
-        data = {c: [r[i] for r in rows] for i, c in enumerate(SCORE_COLUMNS)}
-        self.transaction(lambda: self.insert_columns("scores", SCORE_COLUMNS, data))
+        self._write(work, "writing truth")
         return len(rows)
 
-    def done_arch_ids(
-        self, space: str, estimator: str, config_hash: str, epoch: int, seed: int, n_batches: int
-    ) -> set[int]:
-        """Arch ids that already have all ``n_batches`` batches for this key."""
-        rows = self.con.execute(
-            "SELECT arch_id FROM scores WHERE space = ? AND estimator = ? AND config_hash = ? AND epoch = ? "
-            "AND seed = ? AND batch < ? GROUP BY arch_id HAVING count(*) = ?",
-            [space, estimator, config_hash, epoch, seed, n_batches, n_batches],
-        ).fetchall()
-        return {r[0] for r in rows}
+    def metric_names(self, space: str) -> list[str]:
+        return [r[0] for r in self._rows("SELECT metric FROM metrics WHERE space = ? ORDER BY 1", [space])]
 
-    def transaction(self, work) -> None:
-        """Run ``work()`` in one transaction: all of its writes land, or none."""
-        try:
-            self.con.execute("BEGIN TRANSACTION")
-            work()
-            self.con.execute("COMMIT")
-        except BaseException:
-            try:
-                self.con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
+    def truth_metrics(self, space: str | None = None) -> tuple[list[str], list[tuple]]:
+        """The metrics table with the number of archs that have a value (`truth list`)."""
+        sql = (
+            "SELECT m.space, m.metric, m.epoch, m.seed_mean, count(t.value) AS archs, m.source "
+            "FROM metrics m LEFT JOIN truth t USING (space, metric) WHERE ? IS NULL OR m.space = ? "
+            "GROUP BY ALL ORDER BY 1, 2"
+        )
+        return ["space", "metric", "epoch", "seed_mean", "archs", "source"], self._rows(sql, [space, space])
 
+    # ---- estimators and configs -------------------------------------------------
+    def put_estimator(self, name: str, kind: str, higher_is_better: bool, description: str = "") -> None:
+        self._write(
+            lambda con: con.execute(
+                "INSERT INTO estimators VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET kind = excluded.kind, "
+                "higher_is_better = excluded.higher_is_better, description = excluded.description",
+                [name, kind, higher_is_better, description],
+            ),
+            "recording an estimator",
+        )
+
+    def put_config(self, config_hash: str, estimator: str, config: dict, label: str | None = None) -> None:
+        """Record a config (first writer wins); ``label`` names it in reports (e.g. a run)."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(
+                "INSERT INTO configs (config_hash, estimator, config) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [config_hash, estimator, json.dumps(config, sort_keys=True)],
+            )
+            if label is not None:
+                con.execute("UPDATE configs SET label = ? WHERE config_hash = ?", [label, config_hash])
+
+        self._write(work, "recording a config")
+
+    def configs_of(self, space: str, estimators: Sequence[str]) -> list[tuple[str, str, dict]]:
+        """(estimator, config hash, settings) of every recorded config of ``estimators``
+        for ``space``."""
+        rows = self._rows(
+            "SELECT estimator, config_hash, config FROM configs WHERE list_contains(?, estimator) "
+            "AND json_extract_string(config, '$.space') = ? ORDER BY created_at, config_hash",
+            [list(estimators), space],
+        )
+        return [(e, h, json.loads(c)) for e, h, c in rows]
+
+    # ---- export ----------------------------------------------------------------
     def export_parquet(self, directory: str | os.PathLike, tables: Iterable[str] | None = None) -> list[Path]:
         """Write each table/view as ``<directory>/<name>.parquet``."""
+        names = list(tables or EXPORT_TABLES)
+        known = self._tables()
+        for name in names:
+            if name not in known:
+                raise BadInput(f"no table or view {name!r} in the store (tables: {', '.join(sorted(known))})")
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        names = list(tables or ("archs", "metrics", "truth", "estimators", "configs", "runs", "scores", "score_mean"))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {out}: {exc.strerror}") from None
         written = []
         for name in names:
-            if name not in self._tables():
-                from estbench.errors import BadInput
-
-                raise BadInput(f"no table or view {name!r} in the store")
             target = out / f"{name}.parquet"
-            # identifiers are checked against the catalogue above; the path is a bound literal
-            self.con.execute(f"COPY (SELECT * FROM \"{name}\") TO '{_sql_path(target)}' (FORMAT parquet)")
+            # identifiers are checked against the catalogue above; the path is a quoted literal
+            sql = f"COPY (SELECT * FROM \"{name}\") TO '{_sql_path(target)}' (FORMAT parquet)"
+            self._run(lambda con, sql=sql: con.execute(sql), f"exporting {name}")
             written.append(target)
         return written
+
+
+def _insert_columns(con, table: str, columns: Sequence[str], data: dict[str, list]) -> None:
+    """Bulk insert column lists (one statement, values bound as list parameters)."""
+    if not data or not len(next(iter(data.values()))):
+        return
+    unnest = ", ".join(f"unnest(${i + 1}) AS {c}" for i, c in enumerate(columns))
+    con.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (SELECT {unnest}) ON CONFLICT DO NOTHING",
+        [data[c] for c in columns],
+    )
+
+
+def score_columns(rows: Sequence[ScoreRow]) -> dict[str, list]:
+    tuples = [r.astuple() for r in rows]
+    return {c: [t[i] for t in tuples] for i, c in enumerate(SCORE_COLUMNS)}
 
 
 def _sql_path(path: Path) -> str:
@@ -258,3 +297,6 @@ def _sql_path(path: Path) -> str:
 
 def open_store(path: str | None = None, read_only: bool = False) -> Store:
     return Store(path or default_store_path(), read_only=read_only)
+
+
+__all__ = ["Store", "open_store", "default_store_path", "open_error", "SCORE_COLUMNS"]

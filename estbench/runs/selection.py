@@ -54,18 +54,18 @@ def select_archs(store: Store, space: SearchSpace, spec: str = "all") -> list[in
             raise BadInput(f"--archs {spec}: range must lie within 0:{total} and be non-empty")
         return list(range(lo, hi))
     if m := _SAMPLE.match(spec):
-        pool = _deiso(store, name) if m.group(1) == "deiso" else list(range(total))
+        pool = store.class_representatives(name) if m.group(1) == "deiso" else list(range(total))
         k, seed = int(m.group(2)), int(m.group(3) or 0)
         if not 0 < k <= len(pool):
             raise BadInput(f"--archs {spec}: sample size must be 1..{len(pool)}")
         return sorted(np.random.default_rng(seed).choice(pool, size=k, replace=False).tolist())
     if spec == "with-truth":
-        _, rows = store.query("SELECT DISTINCT arch_id FROM truth WHERE space = ? ORDER BY 1", [name])
-        if not rows:
+        ids = store.arch_ids_with_truth(name)
+        if not ids:
             raise BadInput(f"--archs with-truth: no truth loaded for {name}; run `estbench truth load --space {name}`")
-        return [r[0] for r in rows]
+        return ids
     if spec == "deiso":
-        return _deiso(store, name)
+        return store.class_representatives(name)
     path = Path(spec)
     if path.is_file():
         return _archs_from_file(store, space, path)
@@ -73,11 +73,6 @@ def select_archs(store: Store, space: SearchSpace, spec: str = "all") -> list[in
         f"--archs {spec!r}: expected all, A:B, sample:N[@SEED], with-truth, deiso, deiso:N[@SEED] "
         "or an existing file of arch strings"
     )
-
-
-def _deiso(store: Store, space: str) -> list[int]:
-    _, rows = store.query("SELECT min(arch_id) FROM archs WHERE space = ? GROUP BY iso_key ORDER BY 1", [space])
-    return [r[0] for r in rows]
 
 
 def _archs_from_file(store: Store, space: SearchSpace, path: Path) -> list[int]:

@@ -1,0 +1,93 @@
+"""Scoring runs: one request, one resumable loop (``loop``) for every kind of estimator.
+
+``score(store, request)`` resolves the space and the architectures, then runs the
+structural, zero-shot and one-shot jobs through :func:`loop.run_job` and recomputes the
+derived estimators (vote) from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from estbench.data.lookup import DataDir
+from estbench.errors import BadInput
+from estbench.runs.loop import Progress, ScoreSummary, run_job
+from estbench.runs.oneshot import OneShotEval
+from estbench.runs.zeroshot import ZeroShotConfig
+from estbench.store import Store
+
+__all__ = ["ScoreRequest", "ScoreSummary", "OneShotEval", "ZeroShotConfig", "score"]
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Everything `estbench score` can ask for. Shape fields left None take the space's
+    defaults; ``vote_experts`` None takes the space's default experts."""
+
+    space: str
+    estimators: tuple[str, ...] = ()
+    one_shot_runs: tuple[str, ...] = ()
+    archs: str = "all"
+    seeds: tuple[int, ...] = (20,)
+    epochs: tuple[int, ...] = ()
+    shape: dict = field(default_factory=dict)  # c, n, num_classes for structural estimators
+    zero_shot: ZeroShotConfig = ZeroShotConfig()
+    one_shot: OneShotEval = OneShotEval()
+    structural_chunk: int = 500
+    vote_experts: tuple[str, ...] | None = None
+    data_dir: str | None = None
+
+
+def score(store: Store, request: ScoreRequest, progress: Progress | None = None) -> list[ScoreSummary]:
+    """Score the request's architectures with its estimators; cache every value."""
+    from estbench.estimators import ESTIMATORS
+    from estbench.runs.oneshot import OneShotJob
+    from estbench.runs.selection import ensure_archs, select_archs
+    from estbench.runs.structural import StructuralJob
+    from estbench.runs.vote import score_vote
+    from estbench.runs.zeroshot import ZeroShotJob
+    from estbench.spaces import get_space
+
+    space = get_space(request.space)
+    metas = {n: ESTIMATORS.meta(n) for n in request.estimators}
+    if not metas and not request.one_shot_runs:
+        raise BadInput(
+            "nothing to score: pass --estimator NAME, --zse NAME or --ose RUN (see `estbench list estimators`)"
+        )
+    structural = [n for n, m in metas.items() if m["kind"] == "structural"]
+    derived = [n for n, m in metas.items() if m.get("derived")]
+    zero_shot = [n for n, m in metas.items() if m["kind"] == "zeroshot" and n not in derived]
+    oneshot = [n for n, m in metas.items() if m["kind"] == "oneshot"]
+    if oneshot:
+        raise BadInput(f"{', '.join(oneshot)} are scored from a trained supernet: pass --ose RUN instead")
+    experts = list(request.vote_experts) if request.vote_experts is not None else list(space.vote_experts)
+    for e in experts if derived else []:
+        ESTIMATORS.entry(e)
+    request.zero_shot.validate()
+    data = DataDir(request.data_dir)
+    ensure_archs(store, space, data)
+    ids = select_archs(store, space, request.archs)
+    summaries: list[ScoreSummary] = []
+    if structural:
+        job = StructuralJob(store, space, structural, request.shape, request.structural_chunk)
+        summaries += run_job(store, space.name, job, ids, progress)
+    if zero_shot:
+        job = ZeroShotJob(store, space, zero_shot, list(request.seeds), request.zero_shot, data)
+        summaries += run_job(store, space.name, job, ids, progress)
+    for run in request.one_shot_runs:
+        job = OneShotJob(store, space, run, list(request.epochs), request.one_shot, data)
+        summaries += run_job(store, space.name, job, ids, progress)
+    if derived:
+        summaries += score_vote(store, space.name, experts, _vote_filter(request.zero_shot, space))
+    return summaries
+
+
+def _vote_filter(cfg: ZeroShotConfig, space) -> dict:
+    """The settings a vote family's expert configs must have: the request's."""
+    from dataclasses import asdict
+
+    want = {
+        k: v for k, v in asdict(cfg).items() if k not in ("device", "chunk_size", "data_seed", "n_batches", "input")
+    }
+    want.update({k: v for k, v in vars(space.shape(**cfg.shape())).items()})
+    want["input"] = (cfg.input, cfg.data_seed)
+    return want

@@ -1,0 +1,72 @@
+"""Scores in the store: chunked idempotent upserts, the keys already computed, and the
+analysis queries over them (criteria point sets, group statistics, vote ranks)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from estbench.store.rows import SCORE_COLUMNS, ScoreKey, ScoreRow
+from estbench.store.sql import load_sql
+
+
+class ScoresMixin:
+    def upsert_scores(self, rows: Sequence[ScoreRow]) -> int:
+        """Insert score rows in one transaction; rows whose key exists are left
+        untouched. Returns the number of rows offered."""
+        from estbench.store.store import _insert_columns, score_columns
+
+        if not rows:
+            return 0
+        data = score_columns(rows)
+        self._write(lambda con: _insert_columns(con, "scores", SCORE_COLUMNS, data), "writing scores")
+        return len(rows)
+
+    def replace_scores(self, space: str, estimator: str, config_hash: str, rows: Sequence[ScoreRow]) -> None:
+        """Replace every row of one (estimator, config) by ``rows`` in one transaction (a
+        derived estimator such as vote depends on the whole population)."""
+        from estbench.store.store import _insert_columns, score_columns
+
+        data = score_columns(rows)
+
+        def work(con) -> None:
+            con.execute(
+                "DELETE FROM scores WHERE space = ? AND estimator = ? AND config_hash = ?",
+                [space, estimator, config_hash],
+            )
+            _insert_columns(con, "scores", SCORE_COLUMNS, data)
+
+        self._write(work, "replacing scores")
+
+    def done_arch_ids(self, key: ScoreKey) -> set[int]:
+        """Arch ids that already have all ``key.n_batches`` batches of ``key``."""
+        rows = self._rows(
+            "SELECT arch_id FROM scores WHERE space = ? AND estimator = ? AND config_hash = ? AND epoch = ? "
+            "AND seed = ? AND batch < ? GROUP BY arch_id HAVING count(*) = ?",
+            [key.space, key.estimator, key.config_hash, key.epoch, key.seed, key.n_batches, key.n_batches],
+        )
+        return {r[0] for r in rows}
+
+    def scored_estimators(self, space: str) -> list[str]:
+        return [r[0] for r in self._rows("SELECT DISTINCT estimator FROM scores WHERE space = ? ORDER BY 1", [space])]
+
+    def criteria_points(self, params: dict) -> dict[str, np.ndarray]:
+        """Columns of the criteria point sets (``sql/points.sql``) as numpy arrays."""
+
+        def work(con) -> dict[str, np.ndarray]:
+            cur = con.execute(load_sql("points"), params)
+            data = cur.fetchnumpy()
+            return {d[0]: np.asarray(data[d[0]]) for d in cur.description}
+
+        return self._run(work, "building criteria points")
+
+    def group_stats(self, params: dict) -> dict[tuple, tuple]:
+        """(estimator, config, epoch) -> (failed, nonfinite, s/arch, label, config JSON)."""
+        rows = self._rows(load_sql("group_stats"), params, "group statistics")
+        return {(r[0], r[1], r[2]): r[3:] for r in rows}
+
+    def vote_ranks(self, space: str, experts: list[str]) -> list[tuple[int, int, float]]:
+        """(arch_id, seed, vote) over the archs every expert ('estimator:config_hash') scored."""
+        params = {"space": space, "experts": experts, "n_experts": len(experts)}
+        return self._rows(load_sql("vote"), params, "computing vote")
