@@ -1,3 +1,6 @@
-from estbench.cli import main
+"""``python -m estbench``: the same app as the ``estbench`` command."""
 
-main()
+from estbench.cli import app
+
+if __name__ == "__main__":
+    app(prog_name="estbench")

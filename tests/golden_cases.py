@@ -44,7 +44,9 @@ SCORES = (
 
 def _score_values(runner, store: str, names: list[str], init_of: dict | None = None) -> list:
     rows = _sql(runner, store, SCORES.format(", ".join(f"'{n}'" for n in names)))
-    return [[r["estimator"], r["arch_str"], r["epoch"], r["seed"], r["batch"], _f(r["value"]), r["status"]] for r in rows]
+    return [
+        [r["estimator"], r["arch_str"], r["epoch"], r["seed"], r["batch"], _f(r["value"]), r["status"]] for r in rows
+    ]
 
 
 def _f(v):
@@ -54,7 +56,10 @@ def _f(v):
 
 def _criteria(runner, store: str, space: str, truth: str, protocol: str) -> dict:
     out = json.loads(
-        _cli(runner, ["criteria", "--space", space, "--truth", truth, "--protocol", protocol, "--store", store, "-f", "json"])
+        _cli(
+            runner,
+            ["criteria", "--space", space, "--truth", truth, "--protocol", protocol, "--store", store, "-f", "json"],
+        )
     )
     keep = ("lc", "kd", "spearman", "mean", "points")
     return {r["estimator"]: {k: _f(r[k]) for k in r if k in keep or "@" in k} for r in out}
@@ -111,7 +116,9 @@ def nb201_case(tmp: Path) -> dict:
     _cli(runner, ["truth", "load", "--space", "nb201", "--store", store, "-m", "cifar10-test"])
     _cli(runner, ["score", "--space", "nb201", *sum((["-e", e] for e in STRUCTURAL), []), "--store", store])
     out: dict = {"structural_criteria": _criteria(runner, store, "nb201", "cifar10-test", "deiso")}
-    strs = [r["arch_str"] for r in _sql(runner, store, "SELECT arch_str FROM archs WHERE space = 'nb201' ORDER BY arch_id")]
+    strs = [
+        r["arch_str"] for r in _sql(runner, store, "SELECT arch_str FROM archs WHERE space = 'nb201' ORDER BY arch_id")
+    ]
     archs = tmp / "archs.txt"
     archs.write_text("\n".join(strs[i] for i in NB201_ARCHS) + "\n")
     _cli(runner, ["score", "--space", "nb201", "--zse", "all", "--archs", str(archs), "--batch-size", "16",

@@ -5,19 +5,62 @@ import json
 
 import numpy as np
 import pytest
+import typer
 from scipy import stats
 
 from estbench.cli import app
 from estbench.store.store import Store
 
-COMMANDS = [["list"], ["truth", "load"], ["truth", "list"], ["score"], ["criteria"], ["report"], ["sql"], ["export"]]
+
+def command_paths(group, prefix: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every command and command group registered on the app, as argv prefixes."""
+    out = []
+    for name, cmd in group.commands.items():
+        out.append([*prefix, name])
+        if hasattr(cmd, "commands"):  # a command group
+            out += command_paths(cmd, (*prefix, name))
+    return out
 
 
-@pytest.mark.parametrize("cmd", COMMANDS)
+COMMANDS = command_paths(typer.main.get_command(app))
+
+
+def test_command_walk_finds_the_commands():
+    names = {" ".join(c) for c in COMMANDS}
+    assert {"score", "train", "criteria", "report", "list", "sql", "export", "truth load", "truth list"} <= names
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=" ".join)
 def test_commands_have_help(runner, cmd):
     r = runner.invoke(app, cmd + ["--help"])
     assert r.exit_code == 0 and "Usage" in r.output
     assert len(r.output) > 200
+
+
+def test_registered_analysis_becomes_a_command(runner, toy_store, monkeypatch):
+    """An analysis is one registration: mount() gives it a command (and its group) with
+    --store and --format; nothing lists it by hand."""
+    from estbench.cli import analyze
+    from estbench.cli.options import SpaceOpt
+
+    monkeypatch.setattr(analyze.ANALYSES, "_entries", dict(analyze.ANALYSES._entries))
+
+    @analyze.analysis("counts", group="bias", group_help="Bias analyses.")
+    def counts(st, space: str = SpaceOpt) -> analyze.Rows:
+        """Stored scores per estimator."""
+        cols, rows = st.query(
+            "SELECT estimator, count(*) AS n FROM scores WHERE space = ? GROUP BY 1 ORDER BY 1", [space]
+        )
+        return analyze.Rows(cols, rows)
+
+    test_app = typer.Typer()
+    analyze.mount(test_app)
+    assert ["bias", "counts"] in command_paths(typer.main.get_command(test_app))
+    r = runner.invoke(test_app, ["bias", "counts", "--space", "toy", "--store", toy_store, "-f", "csv"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == ["estimator,n", "flops,27", "params,27", "relu,27"]
+    r = runner.invoke(test_app, ["bias", "counts", "--help"])
+    assert "Stored scores per estimator" in r.output and "--format" in r.output
 
 
 def test_list(runner):
@@ -274,10 +317,11 @@ def test_criteria_without_store(runner, tmp_path):
     assert "no store at" in msg
 
 
-def test_locked_store_is_one_line(runner, tmp_path, toy_store):
+def test_locked_store_is_one_line(runner, tmp_path, toy_store, monkeypatch):
     import subprocess
     import sys
 
+    monkeypatch.setenv("ESTBENCH_LOCK_WAIT", "0.5")  # a writer waits for the lock, here only briefly
     holder = subprocess.Popen(
         [
             sys.executable,

@@ -59,7 +59,7 @@ def a9_rows(groups) -> tuple[list[str], list[list]]:
     return cols, rows
 
 
-def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS, wide: bool = True) -> tuple[list[str], list[list]]:
+def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS) -> tuple[list[str], list[list]]:
     """Long criteria rows: one per group, every criterion as a column."""
     base = [
         "estimator",
@@ -74,7 +74,7 @@ def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS, wide: bool = True)
         "spearman",
         "mean",
     ]
-    per_k = [f"{c}@{format_k(k)}" for c in ("p_top", "p_bottom", "br", "wr") for k in ks] if wide else []
+    per_k = [f"{c}@{format_k(k)}" for c in ("p_top", "p_bottom", "br", "wr") for k in ks]
     rows = []
     for g in groups:
         v = g.values

@@ -1,0 +1,2 @@
+"""Registered analyses: every module here is imported by ``analyze.mount`` and registers
+its commands with ``@analysis``."""

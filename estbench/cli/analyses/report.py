@@ -1,0 +1,27 @@
+"""`estbench report`: the paper's Table A9 layout, registered as an analysis."""
+
+from __future__ import annotations
+
+from typing import List
+
+from estbench.cli.analyze import Rows, analysis
+from estbench.cli.options import EpochOpt, EstOpt, ProtocolOpt, SeedOpt, SpaceOpt, TruthOpt
+
+
+@analysis("report")
+def report(
+    st,
+    space: str = SpaceOpt,
+    truth: str = TruthOpt,
+    protocol: str = ProtocolOpt,
+    estimator: List[str] | None = EstOpt,
+    epoch: List[int] | None = EpochOpt,
+    seed: List[int] | None = SeedOpt,
+) -> Rows:
+    """The paper's Table A9 layout: KD / SpearmanR / P@top5% / P@bottom5% / BR@5% per estimator."""
+    from estbench.analysis.evaluate import evaluate
+    from estbench.report.tables import a9_rows
+
+    groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, (0.05,))
+    cols, rows = a9_rows(groups)
+    return Rows(cols, rows, title=f"Table A9 layout: {space}, truth {truth}, protocol {protocol}")

@@ -1,0 +1,135 @@
+"""``estbench score``: parse the options, build the configs, run the scoring, print
+one summary line per estimator and config."""
+
+from __future__ import annotations
+
+from typing import List
+
+import typer
+
+from estbench.cli.common import handle_errors, open_store
+from estbench.cli.options import ArchsOpt, DataOpt, SpaceOpt, StoreOpt, epoch_option, estimator_option, seed_option
+from estbench.cli.progress import Progress
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(score)
+
+
+@handle_errors
+def score(
+    space: str = SpaceOpt,
+    estimator: List[str] | None = estimator_option("Estimator to run (repeatable): params, flops, relu, synflow, ..."),
+    zse: List[str] | None = typer.Option(
+        None, "--zse", help="Zero-shot estimator (repeatable), or 'all' for the whole suite (+ vote)."
+    ),
+    ose: List[str] | None = typer.Option(
+        None, "--ose", help="One-shot run (repeatable): store os_acc and os_loss of the archs inside its supernet."
+    ),
+    epoch: List[int] | None = epoch_option("Checkpoint epoch of --ose runs (repeatable) [default: the last]."),
+    bn: str = typer.Option(
+        "train",
+        "--bn",
+        help="One-shot BN mode: train (batch statistics, the paper's) or recalibrate (re-estimate per arch).",
+    ),
+    ensemble: int = typer.Option(
+        1,
+        "--ensemble",
+        help="One-shot temporal ensemble: average the weights of the last K checkpoints (paper Sec. 6.1).",
+    ),
+    archs: str = ArchsOpt,
+    seed: List[int] | None = seed_option(
+        "Init seed of zero-shot networks (repeatable; paper: 20 2020 202020) [default: 20]."
+    ),
+    batch_size: int = typer.Option(128, "--batch-size", help="Zero-shot batch size (paper: 128)."),
+    batches: int = typer.Option(
+        5, "--batches", help="Zero-shot batches per architecture (paper: 5); every batch is stored."
+    ),
+    weights: str = typer.Option(
+        "fresh",
+        "--weights",
+        help="Zero-shot weights: fresh (a seeded standalone network per arch) or supernet-init (candidates of one random supernet per seed, the paper's code).",
+    ),
+    input_kind: str = typer.Option(
+        "cifar10", "--input", help="cifar10 (fixed unaugmented training batches), noise-uniform or noise-gaussian."
+    ),
+    data_seed: int = typer.Option(0, "--data-seed", help="Which training images form the fixed batches."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 or float64 (synflow always runs in float64)."),
+    tf32: bool = typer.Option(
+        False, "--tf32/--no-tf32", help="Allow TF32 matmuls on GPUs (off by default; part of the config)."
+    ),
+    vote_experts: str | None = typer.Option(
+        None, "--vote-experts", help="Comma-separated experts of vote [default: the paper's set for the space]."
+    ),
+    c: int | None = typer.Option(None, "--channels", help="Initial channels C of the network (space default)."),
+    n: int | None = typer.Option(None, "--cells", help="Cells per stage N (space default)."),
+    num_classes: int | None = typer.Option(None, "--classes", help="Number of classes (space default)."),
+    chunk_size: int | None = typer.Option(
+        None,
+        "--chunk-size",
+        help="Architectures per write transaction (a kill loses at most one chunk) [structural 500, zero-shot 20].",
+    ),
+    store: str | None = StoreOpt,
+    data_dir: str | None = DataOpt,
+) -> None:
+    """Score architectures with estimators and cache every score in the store.
+
+    Structural estimators (params, flops, relu, *_live) need no data. Zero-shot
+    estimators score a fresh seeded network per architecture on fixed batches; every
+    batch's value and the pass's wall time are stored. vote is computed from its
+    experts' stored scores. Resumable: keys already in the store are skipped, so
+    rerunning a killed run computes only what is missing."""
+    from estbench.runs import OneShotEval, ScoreRequest, ZeroShotConfig, score
+    from estbench.spaces import get_space
+
+    get_space(space)  # bad input is refused before the store is opened (or created)
+    zcfg = ZeroShotConfig(
+        batch_size=batch_size, n_batches=batches, input=input_kind, init=weights, dtype=dtype, device=device,
+        data_seed=data_seed, tf32=tf32, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size or 20,
+    )  # fmt: skip
+    zcfg.validate()
+    ev = OneShotEval(
+        batch_size=batch_size, n_batches=batches, bn=bn, ensemble=ensemble, data_seed=data_seed, device=device,
+        chunk_size=chunk_size or 100,
+    )  # fmt: skip
+    request = ScoreRequest(
+        space=space, estimators=tuple(_estimator_names(list(estimator or []), list(zse or []), bool(ose))),
+        one_shot_runs=tuple(ose or ()), archs=archs, seeds=tuple(seed or (20,)), epochs=tuple(epoch or ()),
+        shape={"c": c, "n": n, "num_classes": num_classes}, zero_shot=zcfg, one_shot=ev,
+        structural_chunk=chunk_size or 500, data_dir=data_dir,
+        vote_experts=tuple(e.strip() for e in vote_experts.split(",")) if vote_experts else None,
+    )  # fmt: skip
+    with open_store(store) as st, Progress() as prog:
+        summaries = score(st, request, prog)
+    _print_summaries(summaries)
+
+
+def _estimator_names(estimator: list[str], zse: list[str], one_shot: bool = False) -> list[str]:
+    from estbench.errors import BadInput
+    from estbench.estimators import ESTIMATORS
+
+    names = list(estimator)
+    for z in zse:
+        if z == "all":
+            names += ESTIMATORS.names(kind="zeroshot")
+            continue
+        if ESTIMATORS.entry(z).meta["kind"] != "zeroshot":
+            raise BadInput(f"{z} is not a zero-shot estimator; pass it with --estimator")
+        names.append(z)
+    if not names and not one_shot:
+        raise BadInput(
+            "nothing to score: pass --estimator NAME, --zse NAME or --ose RUN (see `estbench list estimators`)"
+        )
+    for name in names:
+        ESTIMATORS.entry(name)
+    return list(dict.fromkeys(names))
+
+
+def _print_summaries(summaries) -> None:
+    for s in summaries:
+        typer.echo(
+            f"{s.estimator} [{s.config_hash}]: {s.requested} requested, {s.cached} cached, {s.computed} computed "
+            f"({s.failed} failed, {s.nonfinite} non-finite) in {s.seconds:.1f}s",
+            err=True,
+        )

@@ -1,0 +1,96 @@
+"""``estbench train``: train a weight-sharing supernet, checkpoints recorded in the store."""
+
+from __future__ import annotations
+
+import typer
+
+from estbench.cli.common import handle_errors
+from estbench.cli.options import DataOpt, SpaceOpt, StoreOpt
+from estbench.cli.progress import Progress
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+
+
+@handle_errors
+def train(
+    space: str = SpaceOpt,
+    run: str = typer.Option(..., "--run", "-r", help="Name of the run (its checkpoints live in RUNS_DIR/SPACE/RUN)."),
+    preset: str = typer.Option(
+        "paper",
+        "--preset",
+        help="paper (the paper's full setting, for a GPU: 1000 epochs) or cpu-small (about 25 min on 2 CPU cores).",
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs [preset]."),
+    seed: int | None = typer.Option(None, "--seed", help="Training seed (paper: 20, 2020, 202020) [20]."),
+    sampler: str | None = typer.Option(
+        None, "--sampler", help="uniform (all archs), deiso (uniform over isomorphism classes) or fairnas [uniform]."
+    ),
+    mc_samples: int | None = typer.Option(
+        None, "--mc-samples", help="Architectures whose gradients are averaged per step (paper Sec. 6.1) [1]."
+    ),
+    bn_affine: bool | None = typer.Option(
+        None, "--bn-affine/--no-bn-affine", help="Affine BN in cells (the paper advises against) [off]."
+    ),
+    c: int | None = typer.Option(None, "--channels", help="Initial channels C [preset]."),
+    n: int | None = typer.Option(None, "--cells", help="Cells per stage N [preset]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size [preset]."),
+    lr: float | None = typer.Option(None, "--lr", help="Initial learning rate [0.05]."),
+    train_images: int | None = typer.Option(
+        None, "--train-images", help="Train on a fixed subset of N images of the 80% split [preset]."
+    ),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", help="Checkpoint every K epochs (and at the end) [preset]."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run from its last checkpoint (same result as an uninterrupted run)."
+    ),
+    runs_dir: str | None = typer.Option(
+        None, "--runs-dir", envvar="ESTBENCH_RUNS", help="Folder of run folders [estbench_runs beside the store]."
+    ),
+    store: str | None = StoreOpt,
+    data_dir: str | None = DataOpt,
+) -> None:
+    """Train a weight-sharing supernet (the paper's one-shot estimator, App. D settings).
+
+    SGD momentum 0.9, weight decay 5e-4, lr 0.05 halved when the epoch's training loss
+    stops improving for the patience, gradient clip 5, dropout 0.1, CIFAR-10 train split
+    80/20, crop+flip augmentation. Checkpoints are written atomically and recorded in
+    the store with per-epoch loss, lr and time. Then score archs with
+    `estbench score --ose RUN`."""
+    from estbench.data.lookup import DataDir
+    from estbench.estimators.oneshot.train import preset_config
+    from estbench.runs.train import runs_dir_for, train_run
+    from estbench.runs.zeroshot import check_device
+    from estbench.spaces import get_space
+    from estbench.store import Store, default_store_path
+
+    sp = get_space(space)
+    check_device(device)
+    overrides = dict(
+        epochs=epochs, seed=seed, sampler=sampler, mc_samples=mc_samples, bn_affine=bn_affine, c=c, n=n,
+        batch_size=batch_size, lr=lr, train_images=train_images, checkpoint_every=checkpoint_every, device=device,
+    )  # fmt: skip
+    cfg = preset_config(sp, preset, **overrides)
+    store_path = store or default_store_path()
+    rdir = runs_dir_for(store_path, runs_dir)
+    with Progress() as prog:
+        prog.training(cfg.epochs, cfg.lr)
+        out = train_run(
+            Store(store_path),
+            sp,
+            run,
+            cfg,
+            DataDir(data_dir),
+            rdir,
+            resume,
+            on_epoch=prog.on_epoch,
+            on_step=prog.on_step,
+        )
+    typer.echo(
+        f"run {run}: {out.epochs_done} epochs, checkpoints at {', '.join(map(str, out.checkpoints))} in {out.run_dir} "
+        f"({out.seconds:.0f}s this session)",
+        err=True,
+    )
