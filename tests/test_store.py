@@ -33,7 +33,7 @@ def test_upsert_is_idempotent_and_keeps_first_value():
         st.upsert_scores([row(i, value=2.0) for i in range(5, 15)])
         _, rows = st.query("SELECT count(*), sum(value) FROM scores")
         assert rows[0] == (15, 10 * 1.0 + 5 * 2.0)
-        assert len(SCORE_COLUMNS) == len(row(0).astuple())
+        assert len(SCORE_COLUMNS) == len(row(0))
 
 
 def test_one_nonfinite_policy():

@@ -14,6 +14,7 @@ from typing import Any
 
 class Progress:
     log_every = 30.0
+    rate_every = 0.25  # seconds between rate updates of a scoring task
 
     def __enter__(self) -> Progress:
         from rich.console import Console
@@ -30,6 +31,7 @@ class Progress:
         self.tasks: dict[str, Any] = {}
         self.clock = time.monotonic
         self.last_log = self.clock()
+        self._last_rate: dict[str, float] = {}
         self.bar.start()
         return self
 
@@ -54,10 +56,15 @@ class Progress:
     # ---- scoring: progress(name, advance, total), archs per second ----------------
     def __call__(self, name: str, advance: int, total: int) -> None:
         info = self.update(name, advance, total=total)
+        now = self.clock()
+        done = info.completed >= total
+        # rich's speed is a sum over its samples: computed a few times a second, not per arch
+        if not (done or now - self._last_rate.get(name, -1.0) >= self.rate_every):
+            return
+        self._last_rate[name] = now
         speed = info.speed
         self.update(name, info=f"{speed:,.2f} archs/s" if speed else "")
-        now = self.clock()
-        if self.plain and (now - self.last_log >= self.log_every or info.completed >= total):
+        if self.plain and (now - self.last_log >= self.log_every or done):
             self.last_log = now
             eta = f", ETA {info.time_remaining:.0f}s" if info.time_remaining is not None else ""
             rate = f", {speed:.2f}/s" if speed else ""

@@ -68,7 +68,7 @@ def score(
     chunk_size: int | None = typer.Option(
         None,
         "--chunk-size",
-        help="Architectures per write transaction (a kill loses at most one chunk) [structural 500, zero-shot 20].",
+        help="Architectures per write transaction (a kill loses at most one chunk) [structural 5000, zero-shot 20, one-shot 100].",
     ),
     store: str | None = StoreOpt,
     data_dir: str | None = DataOpt,
@@ -97,7 +97,7 @@ def score(
         space=space, estimators=tuple(_estimator_names(list(estimator or []), list(zse or []), bool(ose))),
         one_shot_runs=tuple(ose or ()), archs=archs, seeds=tuple(seed or (20,)), epochs=tuple(epoch or ()),
         shape={"c": c, "n": n, "num_classes": num_classes}, zero_shot=zcfg, one_shot=ev,
-        structural_chunk=chunk_size or 500, data_dir=data_dir,
+        structural_chunk=chunk_size or 5000, data_dir=data_dir,
         vote_experts=tuple(e.strip() for e in vote_experts.split(",")) if vote_experts else None,
     )  # fmt: skip
     with open_store(store) as st, Progress() as prog:

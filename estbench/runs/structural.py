@@ -11,7 +11,7 @@ from estbench.store import ScoreKey, ScoreRow, Store
 class StructuralJob:
     """One group per estimator; each row is ``fn(space, arch, **shape)``."""
 
-    def __init__(self, store: Store, space: SearchSpace, names: list[str], shape: dict, chunk_size: int = 500):
+    def __init__(self, store: Store, space: SearchSpace, names: list[str], shape: dict, chunk_size: int = 5000):
         self.space, self.chunk_size = space, chunk_size
         self.shape = vars(space.shape(**shape))
         self.strs = store.arch_strings(space.name)

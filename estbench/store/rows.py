@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
+from typing import NamedTuple
 
 SCORE_COLUMNS = (
     "space", "arch_id", "estimator", "config_hash", "epoch", "seed", "batch",
@@ -23,8 +24,9 @@ class ScoreKey:
     n_batches: int = 1  # how many batches a complete score has (0 .. n_batches - 1)
 
 
-@dataclass(frozen=True)
-class ScoreRow:
+class ScoreRow(NamedTuple):
+    """One stored score, in ``SCORE_COLUMNS`` order (a tuple: cheap to make and to bind)."""
+
     space: str
     arch_id: int
     estimator: str
@@ -60,6 +62,3 @@ class ScoreRow:
         if math.isfinite(v):
             return cls(*k, v, "ok", None, elapsed_s, run_id)
         return cls(*k, None if math.isnan(v) else v, "nonfinite", repr(v), elapsed_s, run_id)
-
-    def astuple(self) -> tuple:
-        return astuple(self)

@@ -287,8 +287,7 @@ def _insert_columns(con, table: str, columns: Sequence[str], data: dict[str, lis
 
 
 def score_columns(rows: Sequence[ScoreRow]) -> dict[str, list]:
-    tuples = [r.astuple() for r in rows]
-    return {c: [t[i] for t in tuples] for i, c in enumerate(SCORE_COLUMNS)}
+    return {c: list(col) for c, col in zip(SCORE_COLUMNS, zip(*rows))}
 
 
 def _sql_path(path: Path) -> str:
