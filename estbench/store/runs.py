@@ -4,6 +4,7 @@ its status), and a training run's ``train_epochs`` and ``checkpoints``."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import uuid
 
@@ -11,13 +12,24 @@ from estbench import __version__
 
 
 class RunsMixin:
-    def start_run(self, kind: str, space: str, name: str, config: dict) -> str:
+    def start_run(self, kind: str, space: str, name: str, config: dict, threads: int | None = None) -> str:
+        """A new ``running`` row for this process (its pid, host and torch thread count)."""
         run_id = uuid.uuid4().hex[:12]
         self._write(
             lambda con: con.execute(
-                "INSERT INTO runs (run_id, kind, space, name, config, status, host, estbench_version) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-                [run_id, kind, space, name, json.dumps(config, sort_keys=True), socket.gethostname(), __version__],
+                "INSERT INTO runs (run_id, kind, space, name, config, status, host, estbench_version, threads, pid) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                [
+                    run_id,
+                    kind,
+                    space,
+                    name,
+                    json.dumps(config, sort_keys=True),
+                    socket.gethostname(),
+                    __version__,
+                    threads,
+                    os.getpid(),
+                ],
             ),
             "recording a run",
         )

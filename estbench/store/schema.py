@@ -81,4 +81,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             FROM score_mean GROUP BY space, arch_id, estimator, config_hash, epoch;
         """,
     ),
+    (
+        4,
+        "runs: threads (torch CPU threads of the run) and pid (its process, to tell a killed run)",
+        """
+        ALTER TABLE runs ADD COLUMN threads INTEGER;
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        """,
+    ),
 ]
