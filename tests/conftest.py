@@ -19,6 +19,8 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.delenv("ESTBENCH_STORE", raising=False)
     monkeypatch.delenv("ESTBENCH_DATA", raising=False)
     monkeypatch.setenv("ESTBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # where `data get` writes
+    monkeypatch.delenv("ESTBENCH_MIRROR", raising=False)
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Where datasets and benchmark files are looked up, in this order: an explicit
-``--data-dir``, ``$ESTBENCH_DATA``, ``./data``, then ``../shared/data`` (relative to the
-working directory, then to the project checkout) as the last local fallback."""
+``--data-dir``, ``$ESTBENCH_DATA``, ``./data``, the user data directory where `estbench
+data get` puts downloads (``$XDG_DATA_HOME/estbench``, default
+``~/.local/share/estbench``), then ``../shared/data`` (relative to the working
+directory, then to the project checkout) as the last local fallback."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def data_dirs(explicit: str | os.PathLike | None = None) -> list[Path]:
     env = os.environ.get("ESTBENCH_DATA")
     if env:
         cands.append(Path(env))
-    cands += [Path("data"), Path("..") / "shared" / "data", _PROJECT_ROOT.parent / "shared" / "data"]
+    cands += [Path("data"), user_data_dir(), Path("..") / "shared" / "data", _PROJECT_ROOT.parent / "shared" / "data"]
     seen: set[Path] = set()
     out = []
     for c in cands:
@@ -30,6 +32,12 @@ def data_dirs(explicit: str | os.PathLike | None = None) -> list[Path]:
             seen.add(key)
             out.append(c)
     return out
+
+
+def user_data_dir() -> Path:
+    """Where downloads go when neither --data-dir nor $ESTBENCH_DATA is given."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "estbench"
 
 
 class DataDir:
@@ -63,6 +71,14 @@ class DataDir:
                 if p.exists():
                     return p
         return None
+
+    def download_dir(self) -> Path:
+        """Where `estbench data get` writes: --data-dir, else $ESTBENCH_DATA, else the user
+        data directory (all of them are looked up)."""
+        if self.explicit is not None:
+            return self.explicit
+        env = os.environ.get("ESTBENCH_DATA")
+        return Path(env) if env else user_data_dir()
 
     def cache_dir(self) -> Path:
         """Writable cache for decoded datasets: $ESTBENCH_CACHE or ~/.cache/estbench."""

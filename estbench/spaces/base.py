@@ -87,6 +87,7 @@ class SearchSpace:
     samplers: Registry = Registry("sampler")  # supernet samplers: name -> factory(space, rng)
     default_shape: Mapping[str, int] = {"c": 16, "n": 5, "num_classes": 10, "resolution": 32}
     truth_how_to_get: str = "Write an estbench CSV truth table (columns index, arch_str, cifar10_test, ...)."
+    builtin_truth: str | None = None  # a truth table shipped with estbench (``data.builtin``), the last fallback
 
     @property
     def truth_sources(self) -> tuple[TruthSource, ...]:
