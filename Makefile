@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STORE ?= estbench.duckdb
 
-.PHONY: install test test-all test-data lint format demo bench bench-all clean
+.PHONY: install test test-all test-data lint format demo bench bench-all faults clean
 
 $(BIN)/estbench: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,11 +47,18 @@ bench: install
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_zeroshot.py
 
-# + flat memory over 1,000 zero-shot archs, one-shot step/eval cost, random-arch ratios.
+# + flat memory over 1,000 zero-shot archs, one-shot step/eval cost, random-arch ratios,
+# default threads next to a busy process vs idle (train epoch, 20 zero-shot archs).
 bench-all: bench
 	$(BIN)/python benchmarks/bench_zeroshot.py --no-reference --sample 8
 	$(BIN)/python benchmarks/bench_zeroshot_memory.py --archs 1000 --batch-size 4
 	$(BIN)/python benchmarks/bench_oneshot.py
+	$(BIN)/python benchmarks/bench_threads.py
+
+# Kill `score` and `train` 20 times each at random points; reruns must complete with one
+# row per key, truthful run rows and bit-identical results (a few minutes on 2 cores).
+faults: install
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/fault_injection.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

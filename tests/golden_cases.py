@@ -135,14 +135,21 @@ def single_threaded(case):
     only (reductions split differently across threads)."""
 
     def run(tmp: Path) -> dict:
+        import os
+
         import torch
 
-        before = torch.get_num_threads()
+        before, env = torch.get_num_threads(), os.environ.get("ESTBENCH_THREADS")
         torch.set_num_threads(1)
+        os.environ["ESTBENCH_THREADS"] = "1"  # score and train set torch's threads themselves
         try:
             return case(tmp)
         finally:
             torch.set_num_threads(before)
+            if env is None:
+                os.environ.pop("ESTBENCH_THREADS", None)
+            else:
+                os.environ["ESTBENCH_THREADS"] = env
 
     return run
 

@@ -237,6 +237,36 @@ def test_bad_batches(tmp_path):
         load_cifar10(only(tmp_path), "train")
 
 
+def test_batches_in_the_official_python2_layout_load(tmp_path):
+    """The official files are protocol-2 pickles naming numpy.core.multiarray (numpy 1);
+    the restricted unpickler admits exactly what they hold."""
+    want = write_batches(tmp_path / "cifar-10-batches-py")
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        f = tmp_path / "cifar-10-batches-py" / name
+        with open(f, "rb") as fh:
+            d = pickle.load(fh)
+        d[b"filenames"] = [b"x.png"] * len(d[b"labels"])
+        d[b"labels"] = [np.int64(v) for v in d[b"labels"]]  # numpy scalars, as some re-packed copies hold
+        blob = pickle.dumps(d, protocol=2).replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+        assert b"numpy.core.multiarray\n_reconstruct" in blob
+        f.write_bytes(blob)
+    got = load_cifar10(only(tmp_path), "train")
+    assert np.array_equal(got.images, want["train"][0]) and np.array_equal(got.labels, want["train"][1])
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_malicious_batch_never_runs(tmp_path, protocol):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_batches(folder)
+    marker = tmp_path / "pwned"
+    payload = type("Payload", (), {"__reduce__": lambda self: (os.system, (f"touch '{marker}'",))})()
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({b"data": payload, b"labels": [0]}, fh, protocol=protocol)
+    with pytest.raises(BadInput, match=r"test_batch is not a CIFAR-10 python batch .*refused to load .*system"):
+        load_cifar10(only(tmp_path), "test")
+    assert not marker.exists()
+
+
 # ---------- fixed batches ----------
 
 

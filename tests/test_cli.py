@@ -262,10 +262,10 @@ def test_missing_truth_in_data_dir(runner, tmp_path, monkeypatch):
     monkeypatch.setattr(lookup, "_PROJECT_ROOT", tmp_path / "nowhere")
     msg = one_line_error(
         runner.invoke(
-            app, ["truth", "load", "--space", "nb201", "--data-dir", str(empty), "--store", str(tmp_path / "s")]
+            app, ["truth", "load", "--space", "toy", "--data-dir", str(empty), "--store", str(tmp_path / "s")]
         )
-    )
-    assert str(empty) in msg and "NATS-tss-v1_0-3ffb9-simple" in msg
+    )  # (nb201 falls back to the table shipped with estbench: tests/test_builtin.py)
+    assert str(empty) in msg and "toy_truth.csv.gz" in msg
 
 
 def test_truth_file_with_missing_columns(runner, tmp_path, toy_store):

@@ -115,3 +115,25 @@ def test_old_store_is_migrated_and_keeps_its_rows(tmp_path, monkeypatch):
         assert st.schema_version() == MIGRATIONS[-1][0]
         assert st.query("SELECT count(*) FROM scores")[1][0][0] == 2
         assert st.query("SELECT count(*) FROM score_seed_mean")[1][0][0] == 2
+
+
+def test_newer_and_foreign_files_are_refused_by_the_library_too(tmp_path):
+    import duckdb
+
+    newer = tmp_path / "newer.duckdb"
+    Store(newer).close()
+    con = duckdb.connect(str(newer))
+    con.execute("INSERT INTO schema_migrations (version) VALUES (?)", [MIGRATIONS[-1][0] + 1])
+    con.close()
+    for read_only in (True, False):
+        with pytest.raises(StoreError, match="made by a newer estbench"):
+            Store(newer, read_only=read_only)
+    foreign = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("CREATE TABLE notes (a INTEGER)")
+    con.close()
+    with pytest.raises(StoreError, match="not an estbench store"):
+        Store(foreign)
+    with Store(foreign, init=True) as st:
+        assert st.schema_version() == MIGRATIONS[-1][0]
+        assert "notes" in st._tables()

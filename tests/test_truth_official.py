@@ -356,3 +356,43 @@ def test_nb201_missing_top_level_key(tmp_path, torch):
     torch.save(data, path)
     with pytest.raises(BadInput, match="missing key 'arch2infos'"):
         read_nb201_pth(path, ARCH_IDS)
+
+
+def test_numpy_values_in_official_files_are_read(nats_dir, tmp_path, torch):
+    """The restricted unpicklers admit numpy scalars and arrays (plain data)."""
+    import numpy as np
+
+    def to_numpy(obj):
+        for r in obj["200"]["all_results"].values():
+            r["eval_acc1es"] = {k: np.float64(v) for k, v in r["eval_acc1es"].items()}
+            r["latency"] = np.array(r["latency"])
+
+    for i in range(3):
+        rewrite(nats_dir / f"{i:06d}.pickle.pbz2", to_numpy)
+    check_table(read_nats_simple(nats_dir, ARCH_IDS))
+    data = nb201_archive()
+    for i in range(3):
+        to_numpy({"200": data["arch2infos"][i]["full"]})
+    torch.save(data, tmp_path / "np.pth")
+    check_table(read_nb201_pth(tmp_path / "np.pth", ARCH_IDS))
+
+
+def test_objects_other_than_plain_data_are_refused(nats_dir, tmp_path, torch):
+    import datetime
+
+    rewrite(nats_dir / "000002.pickle.pbz2", lambda o: o["200"].update(created=datetime.date(2020, 1, 1)))
+    with pytest.raises(BadInput, match=r"000002.pickle.pbz2: .*refused to load datetime.date"):
+        read_nats_simple(nats_dir, ARCH_IDS)
+    torch.save({**nb201_archive(), "made": datetime.date(2020, 1, 1)}, path := tmp_path / "a.pth")
+    with pytest.raises(BadInput, match=r"a.pth: refused to load datetime.date"):
+        read_nb201_pth(path, ARCH_IDS)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_non_finite_official_accuracy_is_refused(nats_dir, bad):
+    rewrite(
+        nats_dir / "000001.pickle.pbz2",
+        lambda o: o["200"]["all_results"][("cifar10", 777)]["eval_acc1es"].update({"ori-test@199": bad}),
+    )
+    with pytest.raises(BadInput, match=r"000001.pickle.pbz2 \[cifar10 seed 777\]: .* not a finite accuracy"):
+        read_nats_simple(nats_dir, ARCH_IDS)

@@ -23,6 +23,7 @@ class GroupCriteria:
     seconds_per_arch: float = float("nan")
     label: str | None = None
     config: str | None = None  # the config's JSON
+    threads: tuple = ()  # thread counts of the runs that wrote its scores (None: unrecorded), sorted
 
 
 def check_inputs(store: Store, space: str, metric: str, protocol: str, estimators: list[str]) -> list[str]:
@@ -76,6 +77,7 @@ def _evaluate(store, space, metric, protocol, estimators, epochs, seeds, ks) -> 
     }  # fmt: skip
     rows = store.criteria_points(params)
     stats = store.group_stats({k: params[k] for k in ("space", "estimators", "epochs", "seeds")})
+    threads = store.score_threads(space, names)
     out: list[GroupCriteria] = []
     if not len(rows["estimator"]):
         return out
@@ -93,5 +95,6 @@ def _evaluate(store, space, metric, protocol, estimators, epochs, seeds, ks) -> 
         key = (str(keys[lo][0]), str(keys[lo][1]), int(keys[lo][2]))
         failed, nonfinite, seconds, label, config = stats.get(key, (0, 0, None, None, None))
         seconds = float("nan") if seconds is None else seconds
-        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite), seconds, label, config))
+        ts = tuple(sorted(threads.get(key, ()), key=lambda t: (t is None, t or 0)))
+        out.append(GroupCriteria(*key, vals, int(failed), int(nonfinite), seconds, label, config, ts))
     return out

@@ -11,8 +11,9 @@ from typing import List
 
 import typer
 
-from estbench.cli import analyze, db, score, train, truth
+from estbench.cli import analyze, data, db, score, train, truth
 from estbench.cli.common import handle_errors
+from estbench.cli.helptext import literal_help
 
 app = typer.Typer(
     help="Evaluate efficient architecture-performance estimators (zero-shot proxies, one-shot "
@@ -47,6 +48,8 @@ train.register(app)
 analyze.mount(app)  # criteria, report and every other registered analysis
 db.register(app)
 truth.register(app)
+data.register(app)
+literal_help(app)  # help texts print as written: rich markup would eat every "[...]"
 
 
 def main() -> None:

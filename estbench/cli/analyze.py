@@ -25,11 +25,14 @@ from estbench.registry import Registry
 
 @dataclass(frozen=True)
 class Rows:
-    """What an analysis returns: the columns, the rows and an optional title."""
+    """What an analysis returns: the columns, the rows and an optional title; ``brief``:
+    the readable rows people see (table, markdown, latex) where the full ones are too
+    wide; csv and json always print the full ones."""
 
     columns: list[str]
     rows: list[list]
     title: str | None = None
+    brief: Rows | None = None
 
 
 ANALYSES: Registry = Registry("analysis")
@@ -63,13 +66,14 @@ def command_for(key: str) -> Callable[..., None]:
     rows_fn, check = entry.load(), entry.meta["check"]
 
     def command(store: str | None = None, fmt: str = "table", **options: Any) -> None:
-        from estbench.report.render import render
+        from estbench.report.render import MACHINE_FORMATS, render
 
         if check:
             check(**options)
         with open_store(store, read_only=True) as st:
             out = rows_fn(st, **options)
-        echo(render(out.columns, out.rows, fmt, title=out.title))
+        shown = out.brief if out.brief is not None and fmt not in MACHINE_FORMATS else out
+        echo(render(shown.columns, shown.rows, fmt, title=shown.title or out.title))
 
     # Typer reads the options from __signature__ and their types from __annotations__:
     # the builder's own (types resolved in its module), then --store and --format

@@ -6,7 +6,7 @@ from typing import List
 
 import typer
 
-from estbench.cli.common import echo, handle_errors, open_store
+from estbench.cli.common import check_format, echo, handle_errors, open_store
 from estbench.cli.options import FormatOpt, StoreOpt
 
 
@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
 def list_cmd(
     what: str = typer.Argument("estimators", help="spaces or estimators"),
     fmt: str = FormatOpt,
+    store: str | None = typer.Option(
+        None, "--store", envvar="ESTBENCH_STORE", help="Accepted like every command's; the registries need no store."
+    ),
 ) -> None:
     """List registered spaces or estimators."""
     from estbench.errors import BadInput
@@ -50,15 +53,18 @@ def list_cmd(
 def sql(
     query: str = typer.Argument(
         ...,
-        help="SQL to run on the store (tables: archs, truth, metrics, scores, estimators, configs, runs; view score_mean).",
+        help="SQL to run on the store (tables: archs, truth, metrics, scores, estimators, configs, runs, "
+        "train_epochs, checkpoints, schema_migrations; views: score_mean, score_seed_mean).",
     ),
     store: str | None = StoreOpt,
     fmt: str = FormatOpt,
     write: bool = typer.Option(False, "--write", help="Open the store writable (default: read-only)."),
 ) -> None:
-    """Run SQL on the store and print the rows."""
+    """Run SQL on the store and print the rows (with --write: all statements in one
+    transaction, so a failing one undoes the others)."""
     from estbench.report.render import render
 
+    check_format(fmt)  # before the SQL runs: a --write statement must not run and then fail on output
     with open_store(store, read_only=not write) as st:
         cols, rows = st.query(query)
     echo(render(cols, rows, fmt, digits=6))
@@ -67,10 +73,13 @@ def sql(
 @handle_errors
 def export(
     directory: str = typer.Argument(..., help="Directory to write <table>.parquet files into."),
-    table: List[str] | None = typer.Option(None, "--table", help="Table or view to export (repeatable); default: all."),
+    table: List[str] | None = typer.Option(
+        None, "--table", help="Table or view to export (repeatable); default: every table and view."
+    ),
     store: str | None = StoreOpt,
 ) -> None:
-    """Export the store's tables as Parquet files."""
+    """Export the store's tables and views as DIR/<name>.parquet (replacing files of the
+    same name, all or none: a failed export leaves DIR as it was)."""
     with open_store(store, read_only=True) as st:
         paths = st.export_parquet(directory, table)
     for p in paths:

@@ -10,6 +10,11 @@ import typer
 StoreOpt: Any = typer.Option(
     None, "--store", envvar="ESTBENCH_STORE", help="DuckDB store file [default: estbench.duckdb]."
 )
+InitOpt: Any = typer.Option(
+    False,
+    "--init",
+    help="Add estbench's tables to a --store that is a DuckDB file with other tables (refused without it).",
+)
 DataOpt: Any = typer.Option(
     None,
     "--data-dir",
@@ -32,6 +37,16 @@ ArchsOpt: Any = typer.Option(
     "--archs",
     "-a",
     help="all, A:B (id range), sample:N[@SEED], with-truth, deiso, or a file of arch strings.",
+)
+
+
+ThreadsOpt: Any = typer.Option(
+    None,
+    "--threads",
+    envvar="ESTBENCH_THREADS",
+    help="CPU threads of torch [default: OMP_NUM_THREADS if set, else the allowed cores that are free now "
+    "(minus busy ones), at least 1: one thread too many on a busy machine is 10x slower]. Recorded in the "
+    "run row; scores can differ in the last digits between thread counts (README: Threads).",
 )
 
 

@@ -8,7 +8,17 @@ from typing import List
 import typer
 
 from estbench.cli.common import handle_errors, open_store
-from estbench.cli.options import ArchsOpt, DataOpt, SpaceOpt, StoreOpt, epoch_option, estimator_option, seed_option
+from estbench.cli.options import (
+    ArchsOpt,
+    DataOpt,
+    InitOpt,
+    SpaceOpt,
+    StoreOpt,
+    ThreadsOpt,
+    epoch_option,
+    estimator_option,
+    seed_option,
+)
 from estbench.cli.progress import Progress
 
 
@@ -70,7 +80,9 @@ def score(
         "--chunk-size",
         help="Architectures per write transaction (a kill loses at most one chunk) [structural 5000, zero-shot 20, one-shot 100].",
     ),
+    threads: int | None = ThreadsOpt,
     store: str | None = StoreOpt,
+    init: bool = InitOpt,
     data_dir: str | None = DataOpt,
 ) -> None:
     """Score architectures with estimators and cache every score in the store.
@@ -80,29 +92,39 @@ def score(
     batch's value and the pass's wall time are stored. vote is computed from its
     experts' stored scores. Resumable: keys already in the store are skipped, so
     rerunning a killed run computes only what is missing."""
-    from estbench.runs import OneShotEval, ScoreRequest, ZeroShotConfig, score
-    from estbench.spaces import get_space
+    from dataclasses import replace
 
-    get_space(space)  # bad input is refused before the store is opened (or created)
+    from estbench.runs import OneShotEval, ScoreRequest, ZeroShotConfig, score
+    from estbench.runs.selection import check_archs_spec
+    from estbench.spaces import get_space
+    from estbench.threads import set_threads
+
+    check_archs_spec(get_space(space), archs)  # bad input is refused before the store is opened (or created)
     zcfg = ZeroShotConfig(
         batch_size=batch_size, n_batches=batches, input=input_kind, init=weights, dtype=dtype, device=device,
-        data_seed=data_seed, tf32=tf32, c=c, n=n, num_classes=num_classes, chunk_size=chunk_size or 20,
+        data_seed=data_seed, tf32=tf32, c=c, n=n, num_classes=num_classes, chunk_size=_or(chunk_size, 20),
     )  # fmt: skip
     zcfg.validate()
     ev = OneShotEval(
         batch_size=batch_size, n_batches=batches, bn=bn, ensemble=ensemble, data_seed=data_seed, device=device,
-        chunk_size=chunk_size or 100,
+        chunk_size=_or(chunk_size, 100),
     )  # fmt: skip
     request = ScoreRequest(
         space=space, estimators=tuple(_estimator_names(list(estimator or []), list(zse or []), bool(ose))),
         one_shot_runs=tuple(ose or ()), archs=archs, seeds=tuple(seed or (20,)), epochs=tuple(epoch or ()),
         shape={"c": c, "n": n, "num_classes": num_classes}, zero_shot=zcfg, one_shot=ev,
-        structural_chunk=chunk_size or 5000, data_dir=data_dir,
+        structural_chunk=_or(chunk_size, 5000), data_dir=data_dir,
         vote_experts=tuple(e.strip() for e in vote_experts.split(",")) if vote_experts else None,
     )  # fmt: skip
-    with open_store(store) as st, Progress() as prog:
-        summaries = score(st, request, prog)
+    request = replace(request, threads=set_threads(threads))  # before torch does any work
+    with open_store(store, init=init) as st, Progress() as prog:
+        summaries = score(st, request, prog, warn=prog.warn)
     _print_summaries(summaries)
+
+
+def _or(value: int | None, default: int) -> int:
+    """``value`` unless it is None (0 is a value, refused by validation, not a default)."""
+    return default if value is None else value
 
 
 def _estimator_names(estimator: list[str], zse: list[str], one_shot: bool = False) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from estbench.cli.common import handle_errors
-from estbench.cli.options import DataOpt, SpaceOpt, StoreOpt
+from estbench.cli.options import DataOpt, InitOpt, SpaceOpt, StoreOpt, ThreadsOpt
 from estbench.cli.progress import Progress
 
 
@@ -50,7 +50,9 @@ def train(
     runs_dir: str | None = typer.Option(
         None, "--runs-dir", envvar="ESTBENCH_RUNS", help="Folder of run folders [estbench_runs beside the store]."
     ),
+    threads: int | None = ThreadsOpt,
     store: str | None = StoreOpt,
+    init: bool = InitOpt,
     data_dir: str | None = DataOpt,
 ) -> None:
     """Train a weight-sharing supernet (the paper's one-shot estimator, App. D settings).
@@ -62,12 +64,14 @@ def train(
     `estbench score --ose RUN`."""
     from estbench.data.lookup import DataDir
     from estbench.estimators.oneshot.train import preset_config
-    from estbench.runs.train import runs_dir_for, train_run
+    from estbench.runs.train import check_run_name, runs_dir_for, train_run
     from estbench.runs.zeroshot import check_device
     from estbench.spaces import get_space
     from estbench.store import Store, default_store_path
+    from estbench.threads import set_threads
 
     sp = get_space(space)
+    check_run_name(run)  # before the store is opened: checkpoints go to RUNS_DIR/SPACE/RUN
     check_device(device)
     overrides = dict(
         epochs=epochs, seed=seed, sampler=sampler, mc_samples=mc_samples, bn_affine=bn_affine, c=c, n=n,
@@ -76,10 +80,13 @@ def train(
     cfg = preset_config(sp, preset, **overrides)
     store_path = store or default_store_path()
     rdir = runs_dir_for(store_path, runs_dir)
+    n_threads = set_threads(threads)  # before torch does any work
     with Progress() as prog:
+        if resume:
+            _warn_other_threads(Store(store_path, init=init), sp.name, run, n_threads, prog.warn)
         prog.training(cfg.epochs, cfg.lr)
         out = train_run(
-            Store(store_path),
+            Store(store_path, init=init),
             sp,
             run,
             cfg,
@@ -88,9 +95,20 @@ def train(
             resume,
             on_epoch=prog.on_epoch,
             on_step=prog.on_step,
+            threads=n_threads,
         )
     typer.echo(
         f"run {run}: {out.epochs_done} epochs, checkpoints at {', '.join(map(str, out.checkpoints))} in {out.run_dir} "
         f"({out.seconds:.0f}s this session)",
         err=True,
     )
+
+
+def _warn_other_threads(store, space: str, run: str, threads: int, warn) -> None:
+    """A resume is bit-identical to an uninterrupted run only with the same thread count."""
+    old = store.train_run(space, run)
+    if old is not None and old.get("threads") not in (None, threads):
+        warn(
+            f"warning: run {run!r} was trained with {old['threads']} threads, this session uses {threads}: "
+            f"the result will not be bit-identical to an uninterrupted run (--threads {old['threads']} keeps it)"
+        )

@@ -7,7 +7,7 @@ from typing import List
 import typer
 
 from estbench.cli.common import echo, handle_errors, open_store
-from estbench.cli.options import DataOpt, FormatOpt, SpaceFilterOpt, SpaceOpt, StoreOpt
+from estbench.cli.options import DataOpt, FormatOpt, InitOpt, SpaceFilterOpt, SpaceOpt, StoreOpt
 
 truth_app = typer.Typer(help="Load and list ground truth (benchmark accuracies).", no_args_is_help=True)
 
@@ -29,19 +29,31 @@ def truth_load(
         help="auto, table (estbench CSV), nats-simple (NATS-tss-v1_0-3ffb9-simple dir) or nb201-pth.",
     ),
     metric: List[str] | None = typer.Option(None, "--metric", "-m", help="Load only these metrics (repeatable)."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Replace a metric even when the file has values for fewer archs than the store."
+    ),
     store: str | None = StoreOpt,
+    init: bool = InitOpt,
     data_dir: str | None = DataOpt,
 ) -> None:
-    """Load ground truth for a space into the store (replaces the metrics it loads)."""
+    """Load ground truth for a space into the store (replaces the metrics it loads).
+
+    A file that lacks archs the store has values for is refused unless --replace; a row
+    repeating an arch with other values, and nan or inf accuracies, are refused."""
     from estbench.data.lookup import DataDir
     from estbench.spaces import get_space
     from estbench.truth.load import load_truth
 
     sp = get_space(space)
     data = DataDir(data_dir)
-    with open_store(store) as st:
-        infos, n = load_truth(st, sp, data, file, source, list(metric or []))
-    typer.echo(f"loaded {n} values of {len(infos)} metrics for {space}: {', '.join(sorted(infos))}", err=True)
+    with open_store(store, init=init) as st:
+        done = load_truth(st, sp, data, file, source, list(metric or []), replace=replace)
+    names = ", ".join(sorted(done.metrics))
+    notes = [f"replaced {n} values of {m}" for m, n in sorted(done.replaced.items())]
+    if done.duplicates:
+        notes.append(f"{done.duplicates} identical repeated rows ignored")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    typer.echo(f"loaded {done.n_values} values of {len(done.metrics)} metrics for {space}: {names}{extra}", err=True)
 
 
 @truth_app.command("list")

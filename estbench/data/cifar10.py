@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pickle
 import re
 import tarfile
 import tempfile
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from estbench.data.lookup import DataDir
+from estbench.data.safepickle import restricted_load
 from estbench.errors import BadInput
 
 if TYPE_CHECKING:
@@ -33,8 +33,9 @@ BATCHES_DIRS = ("cifar-10-batches-py", "cifar10/cifar-10-batches-py")
 TARBALL = "cifar10/cifar10-jpeg-q75.tar.gz"
 _BATCH_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 _HOW_TO_GET = (
-    "Get CIFAR-10 (python version) from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it "
-    "so that the data directory holds cifar-10-batches-py/."
+    "Run `estbench data get cifar10` (downloads and verifies the official python version, 163 MB), or get it "
+    "from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it so that the data directory holds "
+    "cifar-10-batches-py/; zero-shot scores on noise need no data (--input noise-uniform)."
 )
 _MEMBER = re.compile(r"(?:^|/)(train|test)/([a-z]+)/(\d+)\.jpe?g$")
 _CACHE_VERSION = "1"  # bump when the decoded layout changes, so old caches are ignored
@@ -89,7 +90,7 @@ def _load_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             raise BadInput(f"CIFAR-10 batches folder {folder} lacks {name}; re-unpack cifar-10-python.tar.gz.")
         try:
             with open(f, "rb") as fh:
-                d = pickle.load(fh, encoding="bytes")
+                d = restricted_load(fh, encoding="bytes")  # plain data only: a crafted batch runs nothing
             rows = np.asarray(d[b"data"], dtype=np.uint8)
             lab = np.asarray(d[b"labels"], dtype=np.int64)
         except Exception as e:  # pickle raises many types on damaged files

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from estbench.errors import BadInput
 
 FORMATS = ("table", "csv", "json", "markdown", "latex")
+MACHINE_FORMATS = ("csv", "json")  # every column, full precision; the others are for people
 
 
 def _human(v: Any, digits: int) -> str:
@@ -42,11 +43,19 @@ def _plain(v: Any) -> Any:
 
 
 def render(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table", title: str | None = None, digits: int = 3
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: str = "table",
+    title: str | None = None,
+    digits: int = 3,
+    width: int | None = None,
 ) -> str:
-    """Return the rows rendered in ``fmt`` (table output includes rich markup)."""
+    """Return the rows rendered in ``fmt``. A table is as wide as its contents, or
+    ``width`` columns at most (default: the terminal's when stdout is one)."""
     if fmt not in FORMATS:
         raise BadInput(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if fmt == "table":
+        return _table(list(columns), [list(r) for r in rows], title, digits, width)
     return _RENDERERS[fmt](list(columns), [list(r) for r in rows], title, digits)
 
 
@@ -101,7 +110,10 @@ def _latex(cols, rows, title, digits) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _table(cols, rows, title, digits) -> str:
+def _table(cols, rows, title, digits, width: int | None = None) -> str:
+    import shutil
+    import sys
+
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -112,9 +124,11 @@ def _table(cols, rows, title, digits) -> str:
         table.add_column(escape(c), justify="right" if numeric else "left")
     for r in rows:
         table.add_row(*(escape(_human(v, digits)) for v in r))  # "[x]" is text, not markup
-    console = Console(file=io.StringIO(), width=200, force_terminal=False, color_system=None)
+    if width is None:  # a pipe or a file gets the whole table, a terminal what fits
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10_000
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
     console.print(table)
     return console.file.getvalue()
 
 
-_RENDERERS = {"table": _table, "csv": _csv, "json": _json, "markdown": _markdown, "latex": _latex}
+_RENDERERS = {"csv": _csv, "json": _json, "markdown": _markdown, "latex": _latex}

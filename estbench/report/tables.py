@@ -47,20 +47,34 @@ def _short(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def threads_text(threads: tuple) -> str:
+    """The thread counts of a group's runs: "1", "1,2" (mixed), "?" (not recorded)."""
+    return ",".join("?" if t is None else str(t) for t in threads)
+
+
+def _mixed(groups) -> bool:
+    return any(len(g.threads) > 1 for g in groups)
+
+
 def a9_rows(groups) -> tuple[list[str], list[list]]:
-    cols = ["estimator"] + [c for c, _ in TABLE_A9] + ["points", "excluded", "s/arch"]
+    """The paper's Table A9 columns, cost and exclusions; ``threads`` when a row mixes
+    scores computed with different thread counts."""
+    mixed = _mixed(groups)
+    cols = ["estimator"] + [c for c, _ in TABLE_A9] + ["points", "excluded", "s/arch"] + ["threads"] * mixed
     rows = []
     for g in groups:
         rows.append(
             [_label(groups, g)]
             + [g.values[k] for _, k in TABLE_A9]
             + [int(g.values["n"]), g.n_failed + g.n_nonfinite, g.seconds_per_arch]
+            + [threads_text(g.threads)] * mixed
         )
     return cols, rows
 
 
 def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS) -> tuple[list[str], list[list]]:
-    """Long criteria rows: one per group, every criterion as a column."""
+    """Long criteria rows: one per group, every criterion as a column (the machine
+    formats' columns; ``threads``: the thread counts of the runs behind the group)."""
     base = [
         "estimator",
         "config_hash",
@@ -82,5 +96,24 @@ def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS) -> tuple[list[str]
             [g.estimator, g.config_hash, g.epoch, int(v["n"]), g.n_failed, g.n_nonfinite, g.seconds_per_arch]
             + [v[c] for c in ("lc", "kd", "spearman", "mean")]
             + [v[c] for c in per_k]
+            + [threads_text(g.threads)]
         )
-    return base + per_k, rows
+    return base + per_k + ["threads"], rows
+
+
+def criteria_brief_rows(groups, ks: tuple[float, ...] = (0.05,)) -> tuple[list[str], list[list]]:
+    """The readable criteria table: one column naming the row (estimator, config and
+    epoch only where needed), points, excluded, s/arch, KD, SpearmanR and the four set
+    criteria at each K of ``ks``; ``threads`` when a row mixes thread counts."""
+    mixed = _mixed(groups)
+    per_k = [f"{c}@{format_k(k)}" for k in ks for c in ("p_top", "p_bottom", "br", "wr")]
+    cols = ["estimator", "points", "excluded", "s/arch", "kd", "spearman"] + per_k + ["threads"] * mixed
+    rows = []
+    for g in groups:
+        v = g.values
+        rows.append(
+            [_label(groups, g), int(v["n"]), g.n_failed + g.n_nonfinite, g.seconds_per_arch, v["kd"], v["spearman"]]
+            + [v[c] for c in per_k]
+            + [threads_text(g.threads)] * mixed
+        )
+    return cols, rows

@@ -6,14 +6,17 @@ derived estimators (vote) from the store."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 from estbench.data.lookup import DataDir
 from estbench.errors import BadInput
 from estbench.runs.loop import Progress, ScoreSummary, run_job
 from estbench.runs.oneshot import OneShotEval
-from estbench.runs.zeroshot import ZeroShotConfig
+from estbench.runs.zeroshot import ZeroShotConfig, check_shape
 from estbench.store import Store
+from estbench.threads import torch_threads
 
 __all__ = ["ScoreRequest", "ScoreSummary", "OneShotEval", "ZeroShotConfig", "score"]
 
@@ -35,10 +38,15 @@ class ScoreRequest:
     structural_chunk: int = 5000  # ~0.1 ms an arch: a kill loses < 1 s; fewer, larger writes
     vote_experts: tuple[str, ...] | None = None
     data_dir: str | None = None
+    threads: int | None = None  # torch CPU threads, set by the caller (estbench.threads); None: torch's own
 
 
-def score(store: Store, request: ScoreRequest, progress: Progress | None = None) -> list[ScoreSummary]:
-    """Score the request's architectures with its estimators; cache every value."""
+def score(
+    store: Store, request: ScoreRequest, progress: Progress | None = None, warn: Callable[[str], None] | None = None
+) -> list[ScoreSummary]:
+    """Score the request's architectures with its estimators; cache every value. ``warn``
+    gets one line when a run adds rows to a config written with other thread counts
+    (default: ``warnings.warn``)."""
     from estbench.estimators import ESTIMATORS
     from estbench.runs.oneshot import OneShotJob
     from estbench.runs.selection import ensure_archs, select_archs
@@ -63,19 +71,24 @@ def score(store: Store, request: ScoreRequest, progress: Progress | None = None)
     for e in experts if derived else []:
         ESTIMATORS.entry(e)
     request.zero_shot.validate()
+    check_shape(request.shape)
+    if request.structural_chunk < 1 or request.one_shot.chunk_size < 1:
+        raise BadInput("--chunk-size must be >= 1 (architectures per write)")
     data = DataDir(request.data_dir)
     ensure_archs(store, space, data)
     ids = select_archs(store, space, request.archs)
     summaries: list[ScoreSummary] = []
-    if structural:
+    threads = request.threads if request.threads is not None else torch_threads()
+    warn = warn or (lambda text: warnings.warn(text, stacklevel=3))
+    if structural:  # exact counts: the thread count cannot change them, no warning
         job = StructuralJob(store, space, structural, request.shape, request.structural_chunk)
-        summaries += run_job(store, space.name, job, ids, progress)
+        summaries += run_job(store, space.name, job, ids, progress, threads)
     if zero_shot:
         job = ZeroShotJob(store, space, zero_shot, list(request.seeds), request.zero_shot, data)
-        summaries += run_job(store, space.name, job, ids, progress)
+        summaries += run_job(store, space.name, job, ids, progress, threads, warn)
     for run in request.one_shot_runs:
         job = OneShotJob(store, space, run, list(request.epochs), request.one_shot, data)
-        summaries += run_job(store, space.name, job, ids, progress)
+        summaries += run_job(store, space.name, job, ids, progress, threads, warn)
     if derived:
         summaries += score_vote(store, space.name, experts, _vote_filter(request.zero_shot, space))
     return summaries

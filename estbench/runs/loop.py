@@ -6,7 +6,8 @@ architecture. The loop, for every group: asks the store which architectures alre
 have each key, skips them, sets the group up only if anything is missing, computes
 the rest architecture by architecture, writes the rows in chunks (one transaction
 each, so a kill loses at most the chunk in flight and a rerun computes only what is
-missing), and records the run with its status and row count."""
+missing), and records the run with its status and row count (counted in each chunk's
+transaction, so the count is true even after a kill -9)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
+from estbench.errors import EstbenchError
 from estbench.store import ScoreKey, ScoreRow, Store
+from estbench.store.runs import new_run_id
 
 Progress = Callable[[str, int, int], None]  # (task, advance, total)
 
@@ -56,9 +59,17 @@ class Job(Protocol):
 
 
 def run_job(
-    store: Store, space: str, job: Job, arch_ids: Sequence[int], progress: Progress | None = None
+    store: Store,
+    space: str,
+    job: Job,
+    arch_ids: Sequence[int],
+    progress: Progress | None = None,
+    threads: int | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[ScoreSummary]:
-    """Fill every key of ``job`` for ``arch_ids``; returns one summary per (estimator, config)."""
+    """Fill every key of ``job`` for ``arch_ids``; returns one summary per (estimator, config).
+    ``threads`` (torch's CPU threads) goes into the run row; with ``warn``, a job about to
+    add rows to configs that runs with other thread counts wrote says so first."""
     groups = job.groups()
     summaries: dict[tuple[str, str], ScoreSummary] = {}
     for g in groups:
@@ -79,7 +90,9 @@ def run_job(
             if not todo:
                 continue
             if run is None:
-                run = stack.enter_context(recorded_run(store, "score", space, job.name, job.config))
+                if warn:
+                    _warn_mixed_threads(store, space, groups, threads, warn)
+                run = stack.enter_context(recorded_run(store, "score", space, job.name, job.config, threads))
             job.prepare(g)
             rows: list[ScoreRow] = []
             for i, (arch_id, keys) in enumerate(todo, start=1):
@@ -87,7 +100,7 @@ def run_job(
                 for k in keys:
                     summaries[(k.estimator, k.config_hash)].computed += 1
                 if i % job.chunk_size == 0 or i == len(todo):
-                    run.written += store.upsert_scores(rows)
+                    run.written += store.upsert_run_scores(run.run_id, rows)
                     _count(summaries, rows)
                     rows = []
                 if progress:
@@ -104,16 +117,44 @@ class RunRecord:
 
 
 @contextlib.contextmanager
-def recorded_run(store: Store, kind: str, space: str, name: str, config: dict) -> Iterator[RunRecord]:
+def recorded_run(
+    store: Store, kind: str, space: str, name: str, config: dict, threads: int | None = None
+) -> Iterator[RunRecord]:
     """A ``runs`` row for the work inside: ``running`` while it runs, then ``done``, or
-    ``interrupted`` when it raised (Ctrl-C included), with the rows it wrote."""
-    run = RunRecord(store.start_run(kind, space, name, config))
-    status = "interrupted"
-    try:
+    ``interrupted`` when it raised (Ctrl-C and SIGTERM included), with the rows it left
+    in the store (the score rows that carry its run id). A run killed outright stays
+    ``running`` until the next writer of this host finds its process gone
+    (``Store.mark_stale_runs``)."""
+    run = RunRecord(new_run_id())
+    status, started = "interrupted", False
+    try:  # a signal may land while the row is written: finishing is a no-op if it never was
+        store.start_run(kind, space, name, config, threads=threads, run_id=run.run_id)
+        started = True
         yield run
         status = "done"
     finally:
-        store.finish_run(run.run_id, status, run.written)
+        with contextlib.suppress(*(() if started else (EstbenchError,))):  # keep the first error
+            store.finish_run(run.run_id, status)
+
+
+def _warn_mixed_threads(store: Store, space: str, groups: list[Group], threads: int | None, warn) -> None:
+    """One line when rows of these configs were written with another thread count: the
+    config hash leaves threads out (so existing caches stay valid), so a rerun with other
+    threads adds to the same cache; the run rows tell the rows apart."""
+    hashes = sorted({k.config_hash for g in groups for k in g.keys})
+    found = store.score_threads(space, config_hashes=hashes)
+    other = {t for ts in found.values() for t in ts if t != threads}
+    if not other:
+        return
+    names = ", ".join(sorted({est for (est, _, _), ts in found.items() if ts - {threads}}))
+    known = sorted(t for t in other if t is not None)
+    counts = ", ".join([str(t) for t in known] + ["unrecorded"] * (None in other))
+    hint = f"; --threads {known[0]} matches them" if len(known) == 1 else ""
+    warn(
+        f"warning: the store holds {names} rows of these configs written with {counts} threads, this run uses "
+        f"{threads}: values differ slightly between thread counts (snip up to 0.5%) and the config hash does not "
+        f"tell them apart (runs.threads and the threads column of criteria / report do){hint}"
+    )
 
 
 def _count(summaries: dict, rows: list[ScoreRow]) -> None:

@@ -58,8 +58,8 @@ class OneShotJob:
             raise unknown_run(store, space.name, run)
         if ev.bn not in BN_MODES:
             raise BadInput(f"unknown --bn {ev.bn!r} (known: {', '.join(BN_MODES)})")
-        if ev.ensemble < 1 or ev.n_batches < 1 or ev.batch_size < 1:
-            raise BadInput("--ensemble, --batches and --batch-size must be >= 1")
+        if ev.ensemble < 1 or ev.n_batches < 1 or ev.batch_size < 1 or ev.chunk_size < 1:
+            raise BadInput("--ensemble, --batches, --batch-size and --chunk-size must be >= 1")
         check_device(ev.device)
         saved = dict(info["config"])
         self.run_dir = Path(saved.pop("run_dir"))

@@ -40,11 +40,43 @@ def arch_ids_by_string(store: Store, space: str) -> dict[str, int]:
     return {s: i for i, s in enumerate(store.arch_strings(space))}
 
 
-def select_archs(store: Store, space: SearchSpace, spec: str = "all") -> list[int]:
+_SPEC_HELP = "expected all, A:B, sample:N[@SEED], with-truth, deiso, deiso:N[@SEED] or an existing file of arch strings"
+
+
+def check_archs_spec(space: SearchSpace, spec: str | None) -> None:
+    """Refuse a malformed ``--archs`` before any store is opened: an empty spec, an
+    empty range or sample, a file that is not text or holds a malformed arch string."""
+    spec = _normalized(spec)
+    if m := _RANGE.match(spec):
+        if m.group(1) and m.group(2) and int(m.group(1)) >= int(m.group(2)):
+            raise BadInput(f"--archs {spec}: the range is empty (A:B means A <= id < B)")
+    elif m := _SAMPLE.match(spec):
+        if int(m.group(2)) < 1:
+            raise BadInput(f"--archs {spec}: sample size must be at least 1")
+    elif spec not in ("all", "with-truth", "deiso"):
+        _arch_file_strings(space, _arch_file(spec))
+
+
+def _normalized(spec: str | None) -> str:
+    if spec is None:
+        return "all"
+    if not spec.strip():
+        raise BadInput(f"--archs {spec!r} is empty; {_SPEC_HELP} (all scores every architecture)")
+    return spec.strip()
+
+
+def _arch_file(spec: str) -> Path:
+    path = Path(spec)
+    if not path.is_file():
+        raise BadInput(f"--archs {spec!r}: {_SPEC_HELP}")
+    return path
+
+
+def select_archs(store: Store, space: SearchSpace, spec: str | None = "all") -> list[int]:
     """Resolve an ``--archs`` spec to sorted arch ids (the archs table must be filled)."""
     name = space.name
     total = store.arch_count(name)
-    spec = (spec or "all").strip()
+    spec = _normalized(spec)
     if spec == "all":
         return list(range(total))
     if m := _RANGE.match(spec):
@@ -66,27 +98,41 @@ def select_archs(store: Store, space: SearchSpace, spec: str = "all") -> list[in
         return ids
     if spec == "deiso":
         return store.class_representatives(name)
-    path = Path(spec)
-    if path.is_file():
-        return _archs_from_file(store, space, path)
-    raise BadInput(
-        f"--archs {spec!r}: expected all, A:B, sample:N[@SEED], with-truth, deiso, deiso:N[@SEED] "
-        "or an existing file of arch strings"
-    )
+    return _archs_from_file(store, space, _arch_file(spec))
 
 
-def _archs_from_file(store: Store, space: SearchSpace, path: Path) -> list[int]:
-    ids = arch_ids_by_string(store, space.name)
+def _arch_file_strings(space: SearchSpace, path: Path) -> list[str]:
+    """The canonical strings of a file's architectures; BadInput (one line) for a file
+    that cannot be read, is not text, or holds a malformed architecture string."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"--archs {path}: cannot read it ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+        bad = text.find("\0")
+    except UnicodeDecodeError as exc:
+        bad = exc.start
+    if bad >= 0:
+        raise BadInput(f"--archs {path}: not a text file of architecture strings (binary data at offset {bad})")
     out = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         try:
-            arch = space.parse(line)
+            out.append(space.to_str(space.parse(line)))
         except BadInput as exc:
             raise BadInput(f"{path}:{n}: {exc}") from None
-        out.append(ids[space.to_str(arch)])
     if not out:
         raise BadInput(f"{path}: no architecture strings")
-    return sorted(set(out))
+    return out
+
+
+def _archs_from_file(store: Store, space: SearchSpace, path: Path) -> list[int]:
+    ids = arch_ids_by_string(store, space.name)
+    strs = _arch_file_strings(space, path)
+    unknown = [s for s in strs if s not in ids]
+    if unknown:
+        raise BadInput(f"{path}: architecture {unknown[0]} is not in the store's {space.name} architectures")
+    return sorted({ids[s] for s in strs})

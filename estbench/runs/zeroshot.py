@@ -55,9 +55,25 @@ class ZeroShotConfig:
             raise BadInput("--batch-size must be >= 2 (jacob_cov and relu_logdet compare images) and --batches >= 1")
         if self.init not in WEIGHTS:
             raise BadInput(f"unknown --weights {self.init!r} (known: {', '.join(WEIGHTS)})")
+        if self.chunk_size < 1:
+            raise BadInput(f"--chunk-size must be >= 1 (architectures per write), not {self.chunk_size}")
+        check_shape(self.shape())
 
     def shape(self) -> dict:
         return {"c": self.c, "n": self.n, "num_classes": self.num_classes}
+
+
+# the least value of each network-shape option that builds a meaningful network
+SHAPE_MINIMUM = {"c": ("--channels", 1), "n": ("--cells", 1), "num_classes": ("--classes", 2)}
+
+
+def check_shape(shape: dict) -> None:
+    """Refuse a network shape (``c``, ``n``, ``num_classes``; None = space default) that
+    would build a network without channels, cells or a choice between classes."""
+    for key, value in shape.items():
+        option, least = SHAPE_MINIMUM[key]
+        if value is not None and value < least:
+            raise BadInput(f"{option} must be >= {least}, not {value}")
 
 
 def check_device(device: str) -> None:

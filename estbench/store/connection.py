@@ -60,6 +60,44 @@ def open_error(path: str, exc: BaseException) -> StoreError:
         return StoreError(
             f"store {path} is locked by another process (PID {holder}); wait for it to finish or use another --store"
         )
+    if is_damage(exc):
+        return damaged(path, exc)
     if "not a valid DuckDB database" in msg or "Serialization" in type(exc).__name__ or "magic" in msg:
         return StoreError(f"{path} is not a DuckDB database (refusing to touch it); use another --store")
-    return StoreError(f"cannot open store {path}: {msg.splitlines()[0] if msg else type(exc).__name__}")
+    return StoreError(f"cannot open store {path}: {first_line(exc)}")
+
+
+# What DuckDB says about a damaged file: a block whose checksum does not match (bit rot, a
+# partial copy), or a file shorter than its own block list (truncated).
+DAMAGE_MARKS = ("Corrupt database file", "Could not read enough bytes", "block at location")
+# A failure of the disk under the store rather than of the SQL on it.
+DISK_MARKS = ("No space left on device", "Failed to commit")
+
+
+def first_line(exc: BaseException) -> str:
+    msg = str(exc).strip()
+    return msg.splitlines()[0] if msg else type(exc).__name__
+
+
+def is_damage(exc: BaseException) -> bool:
+    return any(m in str(exc) for m in DAMAGE_MARKS)
+
+
+def damaged(path: str, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"store {path} is damaged (truncated or corrupt: {first_line(exc)}); "
+        "restore it from a copy or use another --store"
+    )
+
+
+def is_store_failure(path: str, exc: BaseException) -> bool:
+    """True when ``exc`` is the store file failing (I/O, damage, a full disk, a failed
+    commit, DuckDB itself), False when it is the user's SQL (or a file that SQL names)."""
+    if isinstance(exc, (duckdb.InternalException, duckdb.FatalException, duckdb.OutOfMemoryException)):
+        return True
+    msg = str(exc)
+    if is_damage(exc) or any(m in msg for m in DISK_MARKS):
+        return True
+    if isinstance(exc, duckdb.IOException):  # the store's own file (or its WAL), not one the SQL reads
+        return path == ":memory:" or any(p in msg for p in {path, os.path.abspath(path), os.path.realpath(path)})
+    return False

@@ -1,5 +1,14 @@
 """Schema migrations. Each entry runs once, in order, inside a transaction, and is
-recorded in ``schema_migrations``; never edit a released migration, append a new one."""
+recorded in ``schema_migrations``; never edit a released migration, append a new one.
+
+Before migrating (or reading) a file, ``check_schema`` decides whether it is ours to
+touch: an estbench store of this or an older schema, or an empty DuckDB file. A store
+made by a newer estbench, and a DuckDB file that holds someone else's tables, are
+refused and left byte-for-byte as they were (the latter unless ``--init``)."""
+
+from __future__ import annotations
+
+from estbench.errors import StoreError
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -90,3 +99,57 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
 ]
+
+
+def schema_state(con) -> tuple[int | None, list[str]]:
+    """(schema version, every table and view of the file): the version is None when the
+    file has no ``schema_migrations`` table (an empty file, or not an estbench store)."""
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT CASE WHEN table_schema = 'main' THEN table_name ELSE table_schema || '.' || table_name END "
+            "FROM information_schema.tables WHERE table_catalog = current_database() ORDER BY 1"
+        ).fetchall()
+    ]
+    if "schema_migrations" not in names:
+        return None, names
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0], names
+
+
+def check_schema(path: str, con, latest: int, writable: bool, init: bool = False) -> int | None:
+    """The file's schema version, after refusing what this estbench must not touch."""
+    version, names = schema_state(con)
+    if version is None and names and not (writable and init):
+        shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
+        fix = (
+            "use another --store, or pass --init to add estbench's tables to it" if writable else "use another --store"
+        )
+        raise StoreError(f"{path} is a DuckDB database but not an estbench store (tables: {shown}); {fix}")
+    if version is None and not writable:
+        raise StoreError(
+            f"{path} is an empty DuckDB file; create the store with `estbench truth load` or `estbench score`"
+        )
+    if version is not None and version > latest:
+        raise StoreError(
+            f"{path} was made by a newer estbench (schema {version}, this estbench knows {latest}); "
+            "upgrade estbench to use it (nothing was changed)"
+        )
+    if version is not None and version < latest and not writable:
+        raise StoreError(
+            f"{path}: schema version {version}, this estbench needs {latest}; "
+            "open it once with a writing command (e.g. `estbench truth load`) to migrate"
+        )
+    return version
+
+
+def verify_readable(con) -> None:
+    """Read every block of every table once (DuckDB checks each block's checksum as it
+    reads it), so a writer refuses a damaged file before it writes anything into it;
+    ~0.2 s for 3M score rows."""
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND NOT temporary ORDER BY 1, 2"
+    ).fetchall()
+    for schema, table in tables:
+        ident = ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))  # names from the catalogue
+        con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {ident}").fetchall()

@@ -12,40 +12,41 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import duckdb
 
 from estbench.errors import BadInput, StoreError
-from estbench.store.connection import connect, open_error
+from estbench.store.connection import connect, damaged, first_line, is_damage, is_store_failure, open_error
+from estbench.store.export import ExportMixin
 from estbench.store.rows import SCORE_COLUMNS, ScoreRow
 from estbench.store.runs import RunsMixin
-from estbench.store.schema import MIGRATIONS
+from estbench.store.schema import MIGRATIONS, check_schema, verify_readable
 from estbench.store.scores import ScoresMixin
 
 DEFAULT_STORE = "estbench.duckdb"
-EXPORT_TABLES = (
-    "archs", "metrics", "truth", "estimators", "configs", "runs", "scores", "train_epochs", "checkpoints",
-    "score_mean", "score_seed_mean",
-)  # fmt: skip
 
 
 def default_store_path() -> str:
     return os.environ.get("ESTBENCH_STORE") or DEFAULT_STORE
 
 
-class Store(RunsMixin, ScoresMixin):
-    """A DuckDB store; ``read_only`` for analyses. Usable as a context manager."""
+class Store(RunsMixin, ScoresMixin, ExportMixin):
+    """A DuckDB store; ``read_only`` for analyses. Usable as a context manager.
 
-    def __init__(self, path: str | os.PathLike = ":memory:", read_only: bool = False) -> None:
+    A writable open of a DuckDB file that has tables but is no estbench store is refused
+    unless ``init`` (then estbench's tables are added beside the others)."""
+
+    def __init__(self, path: str | os.PathLike = ":memory:", read_only: bool = False, init: bool = False) -> None:
         self.path = str(path)
         self.read_only = read_only
         self._held: duckdb.DuckDBPyConnection | None = None
         if self.path == ":memory:":
             self._held = connect(self.path, read_only=False)
         with self.session():
-            self._check_schema() if read_only else self.migrate()
+            self._check_schema() if read_only else self.migrate(init)
+            if not read_only:
+                self.mark_stale_runs()  # a killed run's `running` row is `interrupted` from now on
 
     # ---- connections -----------------------------------------------------------
     @contextlib.contextmanager
@@ -57,9 +58,13 @@ class Store(RunsMixin, ScoresMixin):
         self._held = connect(self.path, self.read_only)
         try:
             yield self
-        finally:
+        except BaseException:
             con, self._held = self._held, None
-            con.close()
+            with contextlib.suppress(duckdb.Error):  # the error inside is the one to report
+                con.close()
+            raise
+        con, self._held = self._held, None
+        self._close(con)
 
     @contextlib.contextmanager
     def _con(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -74,8 +79,20 @@ class Store(RunsMixin, ScoresMixin):
 
     def close(self) -> None:
         if self._held is not None:
-            self._held.close()
-            self._held = None
+            con, self._held = self._held, None
+            self._close(con)
+
+    def _close(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            con.close()
+        except duckdb.Error as exc:
+            raise self._failure(exc, "closing the store") from None
+
+    def _failure(self, exc: BaseException, what: str) -> StoreError:
+        """One line for a DuckDB error of estbench's own SQL."""
+        return (
+            damaged(self.path, exc) if is_damage(exc) else StoreError(f"{self.path}: {what} failed ({first_line(exc)})")
+        )
 
     def __enter__(self) -> Store:
         return self
@@ -89,7 +106,7 @@ class Store(RunsMixin, ScoresMixin):
             with self._con() as con:
                 return work(con)
         except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: {what} failed ({str(exc).splitlines()[0]})") from None
+            raise self._failure(exc, what) from None
 
     def _rows(self, sql: str, params: Sequence[Any] | dict | None = None, what: str = "query") -> list[tuple]:
         return self._run(lambda con: con.execute(sql, params).fetchall(), what)
@@ -97,24 +114,15 @@ class Store(RunsMixin, ScoresMixin):
     def _write(self, work: Callable[[duckdb.DuckDBPyConnection], Any], what: str) -> Any:
         """``work(con)`` in one transaction: all of its writes land, or none."""
 
-        def tx(con: duckdb.DuckDBPyConnection) -> Any:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                out = work(con)
-                con.execute("COMMIT")
-                return out
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
-
         if self.read_only:
             raise StoreError(f"{self.path} is open read-only; {what} needs a writing command")
-        return self._run(tx, what)
+        return self._run(lambda con: _in_transaction(con, work), what)
 
     # ---- schema ----------------------------------------------------------------
     def _tables(self) -> set[str]:
-        return {r[0] for r in self._rows("SELECT table_name FROM information_schema.tables")}
+        """The tables and views of the store's main schema."""
+        sql = "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main'"
+        return {r[0] for r in self._rows(sql)}
 
     def schema_version(self) -> int:
         if "schema_migrations" not in self._tables():
@@ -122,23 +130,23 @@ class Store(RunsMixin, ScoresMixin):
         return self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
 
     def _check_schema(self) -> None:
-        version = self.schema_version()
-        latest = MIGRATIONS[-1][0]
-        if version != latest:
-            raise StoreError(
-                f"{self.path}: schema version {version}, this estbench needs {latest}; "
-                "open it once with a writing command (e.g. `estbench truth load`) to migrate"
-            )
+        self._run(lambda con: check_schema(self.path, con, MIGRATIONS[-1][0], writable=False), "reading the schema")
 
-    def migrate(self) -> None:
+    def migrate(self, init: bool = False) -> None:
+        """Bring the schema up to date in one transaction, after refusing what is not
+        ours to touch (``schema.check_schema``) and a damaged file (``verify_readable``)."""
+
         def work(con: duckdb.DuckDBPyConnection) -> None:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                "description VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
-            )
-            current = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+            current = check_schema(self.path, con, MIGRATIONS[-1][0], writable=True, init=init)
+            if self.path != ":memory:":
+                verify_readable(con)
+            if current is None:
+                con.execute(
+                    "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                    "description VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
+                )
             for version, description, sql in MIGRATIONS:
-                if version > current:
+                if version > (current or 0):
                     con.execute(sql)
                     con.execute(
                         "INSERT INTO schema_migrations (version, description) VALUES (?, ?)", [version, description]
@@ -148,17 +156,26 @@ class Store(RunsMixin, ScoresMixin):
 
     # ---- user SQL --------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict | None = None) -> tuple[list[str], list[tuple]]:
-        """Run a user's SQL; (column names, rows). An error in the SQL is BadInput, a
-        failure of the file (I/O, corruption) a StoreError."""
+        """Run a user's SQL; (column names, rows of the last statement). An error in the
+        SQL is BadInput, a failure of the file (I/O, damage, a full disk) a StoreError.
+        On a writable store all statements run in one transaction: a failing statement
+        undoes the ones before it."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[tuple]]:
+            cur = con.execute(sql, params) if params is not None else con.execute(sql)
+            if cur is None:  # only comments or semicolons
+                raise BadInput(f'no SQL statement in {sql!r}; e.g. estbench sql "SELECT count(*) FROM scores"')
+            return [d[0] for d in cur.description or []], (cur.fetchall() if cur.description else [])
+
+        if not sql.strip().strip(";").strip():
+            raise BadInput(f'no SQL statement in {sql!r}; e.g. estbench sql "SELECT count(*) FROM scores"')
         try:
             with self._con() as con:
-                cur = con.execute(sql, params) if params is not None else con.execute(sql)
-                cols = [d[0] for d in cur.description] if cur.description else []
-                return cols, (cur.fetchall() if cur.description else [])
-        except (duckdb.IOException, duckdb.InternalException, duckdb.FatalException) as exc:
-            raise StoreError(f"{self.path}: {str(exc).splitlines()[0]}") from None
+                return work(con) if self.read_only else _in_transaction(con, work)
         except duckdb.Error as exc:
-            raise BadInput(f"SQL error: {str(exc).splitlines()[0]}") from None
+            if not is_store_failure(self.path, exc):
+                raise BadInput(f"SQL error: {first_line(exc)}") from None
+            raise damaged(self.path, exc) if is_damage(exc) else StoreError(f"{self.path}: {first_line(exc)}") from None
 
     # ---- archs and truth -------------------------------------------------------
     def arch_count(self, space: str) -> int:
@@ -178,6 +195,11 @@ class Store(RunsMixin, ScoresMixin):
 
     def arch_ids_with_truth(self, space: str) -> list[int]:
         return [r[0] for r in self._rows("SELECT DISTINCT arch_id FROM truth WHERE space = ? ORDER BY 1", [space])]
+
+    def truth_arch_ids(self, space: str, metric: str) -> list[int]:
+        """The arch ids that have a value of ``metric`` (what a reload would replace)."""
+        sql = "SELECT arch_id FROM truth WHERE space = ? AND metric = ? ORDER BY 1"
+        return [r[0] for r in self._rows(sql, [space, metric])]
 
     def class_representatives(self, space: str) -> list[int]:
         """The smallest arch id of every isomorphism class (``iso_key``)."""
@@ -252,50 +274,37 @@ class Store(RunsMixin, ScoresMixin):
         )
         return [(e, h, json.loads(c)) for e, h, c in rows]
 
-    # ---- export ----------------------------------------------------------------
-    def export_parquet(self, directory: str | os.PathLike, tables: Iterable[str] | None = None) -> list[Path]:
-        """Write each table/view as ``<directory>/<name>.parquet``."""
-        names = list(tables or EXPORT_TABLES)
-        known = self._tables()
-        for name in names:
-            if name not in known:
-                raise BadInput(f"no table or view {name!r} in the store (tables: {', '.join(sorted(known))})")
-        out = Path(directory)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create {out}: {exc.strerror}") from None
-        written = []
-        for name in names:
-            target = out / f"{name}.parquet"
-            # identifiers are checked against the catalogue above; the path is a quoted literal
-            sql = f"COPY (SELECT * FROM \"{name}\") TO '{_sql_path(target)}' (FORMAT parquet)"
-            self._run(lambda con, sql=sql: con.execute(sql), f"exporting {name}")
-            written.append(target)
-        return written
+
+def _in_transaction(con: duckdb.DuckDBPyConnection, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        out = work(con)
+        con.execute("COMMIT")
+        return out
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
 
 
-def _insert_columns(con, table: str, columns: Sequence[str], data: dict[str, list]) -> None:
-    """Bulk insert column lists (one statement, values bound as list parameters)."""
+def _insert_columns(con, table: str, columns: Sequence[str], data: dict[str, list]) -> int:
+    """Bulk insert column lists (one statement, values bound as list parameters); the
+    number of rows inserted (existing keys are skipped)."""
     if not data or not len(next(iter(data.values()))):
-        return
+        return 0
     unnest = ", ".join(f"unnest(${i + 1}) AS {c}" for i, c in enumerate(columns))
-    con.execute(
+    return con.execute(
         f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM (SELECT {unnest}) ON CONFLICT DO NOTHING",
         [data[c] for c in columns],
-    )
+    ).fetchone()[0]
 
 
 def score_columns(rows: Sequence[ScoreRow]) -> dict[str, list]:
     return {c: list(col) for c, col in zip(SCORE_COLUMNS, zip(*rows))}
 
 
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def open_store(path: str | None = None, read_only: bool = False) -> Store:
-    return Store(path or default_store_path(), read_only=read_only)
+def open_store(path: str | None = None, read_only: bool = False, init: bool = False) -> Store:
+    return Store(path or default_store_path(), read_only=read_only, init=init)
 
 
 __all__ = ["Store", "open_store", "default_store_path", "open_error", "SCORE_COLUMNS"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -34,12 +35,30 @@ class TruthTable:
     arch_strs: list[str]
     metrics: dict[str, MetricInfo] = field(default_factory=dict)
     values: dict[str, list[float | None]] = field(default_factory=dict)
+    duplicates: int = 0  # identical repeated rows the reader dropped
+
+    def __post_init__(self) -> None:
+        seen: dict[int, int] = {}
+        for k, aid in enumerate(self.arch_ids):
+            if aid in seen:  # the store keeps one value per (arch, metric): a second would be dropped
+                raise BadInput(f"architecture {self.arch_strs[k]} (id {aid}) appears twice in the truth table")
+            seen[aid] = k
 
     def add(self, info: MetricInfo, values: list[float | None]) -> None:
+        """Add a metric's values (None: missing); a non-finite value is refused."""
         if len(values) != len(self.arch_ids):
             raise BadInput(f"metric {info.name}: {len(values)} values for {len(self.arch_ids)} architectures")
+        for k, v in enumerate(values):
+            if v is not None and not math.isfinite(v):
+                raise BadInput(
+                    f"metric {info.name}: {v} for {self.arch_strs[k]} (id {self.arch_ids[k]}) is not a finite accuracy"
+                )
         self.metrics[info.name] = info
         self.values[info.name] = values
+
+    def count(self, metric: str) -> int:
+        """How many architectures have a value of ``metric``."""
+        return sum(v is not None for v in self.values[metric])
 
     def rows(self):
         """(arch_id, metric, value) for every non-missing value."""

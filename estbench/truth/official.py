@@ -22,11 +22,15 @@ index>'`` with the epoch index counted from 0 (``'ori-test@199'`` is after epoch
 from __future__ import annotations
 
 import bz2
-import pickle
+import contextlib
+import math
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from estbench.data.safepickle import restricted_load, torch_safe_globals
 from estbench.errors import BadInput, MissingData
 from estbench.truth.model import MetricInfo, TruthTable
 
@@ -139,9 +143,12 @@ def _seed_mean(record: dict, split: OfficialSplit, where: str) -> tuple[float, i
         if not isinstance(evals, dict) or key not in evals:
             return None
         try:
-            accs.append(float(evals[key]))
+            acc = float(evals[key])
         except (TypeError, ValueError):
             raise BadInput(f"{at}: eval_acc1es[{key!r}] is {evals[key]!r}, not a number") from None
+        if not math.isfinite(acc):
+            raise BadInput(f"{at}: eval_acc1es[{key!r}] is {acc}, not a finite accuracy")
+        accs.append(acc)
         epochs.add(n_epochs)
     if len(epochs) > 1:
         raise BadInput(
@@ -211,9 +218,10 @@ class _Collector:
 
 
 def _load_pbz2(path: Path) -> Any:
+    """The file's content; a pickle that names anything but plain data is refused unrun."""
     try:
         with bz2.open(path, "rb") as fh:
-            return pickle.load(fh)
+            return restricted_load(fh)
     except FileNotFoundError:
         raise MissingData(f"{path} does not exist") from None
     except Exception as exc:  # noqa: BLE001 - unpickling a damaged file can raise almost anything
@@ -274,6 +282,10 @@ def read_nats_simple(
 
 # ---- NAS-Bench-201 .pth archive -------------------------------------------------------
 
+# how torch's weights_only unpickler names what it refused, and why else it failed
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_WEIGHTS_ONLY_REASON = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:Check the documentation|$)", re.S)
+
 
 def _load_pth(path: Path) -> dict:
     if not path.is_file():
@@ -284,12 +296,23 @@ def _load_pth(path: Path) -> dict:
         import torch
     except ImportError:
         raise BadInput(f"reading {path} needs PyTorch (pip install torch)") from None
+    # weights_only: tensors and plain data only, so a crafted archive cannot run code; numpy
+    # values are admitted where torch can allowlist them (torch >= 2.5), refused before
+    allow = getattr(torch.serialization, "safe_globals", None)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        with allow(torch_safe_globals()) if allow else contextlib.nullcontext(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols: the error says enough
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged/foreign file fails in zipfile, pickle or torch
-        raise BadInput(
-            f"{path}: not a readable NAS-Bench-201 archive ({type(exc).__name__}: {_one_line(exc)})"
-        ) from None
+        text = str(exc)
+        if refused := _REFUSED_GLOBAL.search(text):
+            raise BadInput(
+                f"{path}: refused to load {refused.group(1)}: a NAS-Bench-201 archive holds plain data only "
+                "(this file could run code)"
+            ) from None
+        reason = _WEIGHTS_ONLY_REASON.search(text)
+        why = " ".join(reason.group(1).split()) if reason else _one_line(exc)
+        raise BadInput(f"{path}: not a readable NAS-Bench-201 archive ({type(exc).__name__}: {why})") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path}: not a NAS-Bench-201 archive (holds a {type(data).__name__}, not a dict)")
     return data

@@ -1,13 +1,15 @@
 """The estbench truth-table format: a CSV (optionally gzipped) with an ``arch_str``
 column, an optional ``index`` (arch id) column and one column per metric, named
 ``<dataset>_<split>[_<E>ep][_1seed]`` (e.g. ``cifar10_test``, ``cifar10_valid_valid``).
-Empty cells are missing values."""
+Empty cells are missing values; nan and inf are refused. A row may repeat an
+architecture only with the same values."""
 
 from __future__ import annotations
 
 import csv
 import gzip
 import io
+import math
 from pathlib import Path
 
 from estbench.errors import BadInput, MissingData
@@ -41,7 +43,7 @@ def read_arch_list(path: Path) -> list[str]:
         if col not in header:
             raise BadInput(f"{path}: missing column {col!r} (has: {', '.join(header)})")
     i_idx, i_arch = header.index("index"), header.index("arch_str")
-    pairs = sorted((int(r[i_idx]), r[i_arch]) for r in rows)
+    pairs = sorted((_index(path, n, r[i_idx]), r[i_arch]) for n, r in enumerate(rows, start=2))
     if [p[0] for p in pairs] != list(range(len(pairs))):
         raise BadInput(f"{path}: the index column is not 0..{len(pairs) - 1}")
     return [p[1] for p in pairs]
@@ -55,6 +57,9 @@ def read_truth_table(
     header, rows = _read_rows(path)
     if "arch_str" not in header:
         raise BadInput(f"{path}: missing column 'arch_str' (has: {', '.join(header)})")
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise BadInput(f"{path}: column(s) {', '.join(twice)} appear more than once in the header")
     metric_cols = [h for h in header if h not in ("index", "arch_str")]
     if not metric_cols:
         raise BadInput(f"{path}: no metric columns besides index/arch_str")
@@ -70,6 +75,8 @@ def read_truth_table(
     ids, strs = [], []
     cols = {c: header.index(c) for c in metric_cols}
     vals: dict[str, list[float | None]] = {c: [] for c in metric_cols}
+    first: dict[int, tuple[int, list[float | None]]] = {}  # arch id -> (line, values) of its first row
+    duplicates = 0
     for n, r in enumerate(rows, start=2):
         if len(r) != len(header):
             raise BadInput(f"{path}:{n}: {len(r)} fields, header has {len(header)}")
@@ -77,17 +84,44 @@ def read_truth_table(
         if s not in arch_ids:
             raise BadInput(f"{path}:{n}: architecture {s!r} is not in the space")
         aid = arch_ids[s]
-        if i_idx is not None and int(r[i_idx]) != aid:
+        if i_idx is not None and _index(path, n, r[i_idx]) != aid:
             raise BadInput(f"{path}:{n}: index {r[i_idx]} but {s} has id {aid} in the official order")
+        row = [_value(path, n, c, r[i]) for c, i in cols.items()]
+        if aid in first:
+            line, had = first[aid]
+            if row != had:
+                raise BadInput(f"{path}:{n}: architecture {s} (id {aid}) has other values than on line {line}")
+            duplicates += 1  # an identical repeat adds nothing
+            continue
+        first[aid] = (n, row)
         ids.append(aid)
         strs.append(s)
-        for c, i in cols.items():
-            cell = r[i].strip()
-            try:
-                vals[c].append(float(cell) if cell not in ("", "nan", "NaN") else None)
-            except ValueError:
-                raise BadInput(f"{path}:{n}: column {c}: {cell!r} is not a number") from None
-    table = TruthTable(ids, strs)
+        for c, v in zip(cols, row):
+            vals[c].append(v)
+    table = TruthTable(ids, strs, duplicates=duplicates)
     for c in metric_cols:
         table.add(infos[c], vals[c])
     return table
+
+
+def _index(path: Path, line: int, cell: str) -> int:
+    try:
+        return int(cell)
+    except ValueError:
+        raise BadInput(f"{path}:{line}: index {cell!r} is not an integer") from None
+
+
+def _value(path: Path, line: int, column: str, cell: str) -> float | None:
+    """A cell's accuracy; None when empty. nan and inf are refused: a missing value is an empty cell."""
+    cell = cell.strip()
+    if not cell:
+        return None
+    try:
+        value = float(cell)
+    except ValueError:
+        raise BadInput(f"{path}:{line}: column {column}: {cell!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BadInput(
+            f"{path}:{line}: column {column}: {cell!r} is not a finite accuracy (leave a missing value empty)"
+        )
+    return value

@@ -32,11 +32,12 @@ from estbench.errors import BadInput, EstbenchError, UnknownName
 from estbench.estimators.oneshot.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
 from estbench.spaces.base import SearchSpace
 
-__all__ = ["TrainConfig", "EpochStats", "train_supernet", "list_checkpoints", "load_checkpoint"]
+__all__ = ["TrainConfig", "EpochStats", "train_supernet", "resume_state", "list_checkpoints", "load_checkpoint"]
 
 PAD = 4  # random-crop padding of the standard CIFAR augmentation
 # fields a resumed run may change; any other difference from the checkpoint is an error
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "device")
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class TrainConfig:
         bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) < 1]
         if self.train_images is not None and self.train_images < 1:
             bad.append(f"train_images={self.train_images}")
+        if not 0 <= self.seed <= MAX_SEED:  # numpy seeds are non-negative; scores.seed is a 32-bit column
+            bad.append(f"seed={self.seed} (0 to {MAX_SEED})")
         if not self.lr > 0 or not 0 < self.lr_factor < 1 or not 0 <= self.dropout < 1 or not self.grad_clip > 0:
             bad.append("lr > 0, 0 < lr_factor < 1, 0 <= dropout < 1 and grad_clip > 0 are required")
         if bad:
@@ -179,10 +182,13 @@ def train_supernet(
     resume: bool = False,
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> list[EpochStats]:
     """Train the supernet of ``space`` on the training part of ``images`` up to
     ``cfg.epochs``; returns the stats of every epoch (resumed ones included).
-    ``on_step(epoch, step, loss)`` is called after every step (epoch 1-based)."""
+    ``on_step(epoch, step, loss)`` is called after every step (epoch 1-based).
+    ``resume``: continue from ``state`` (a checkpoint from ``resume_state``), by default
+    the last checkpoint in ``run_dir``; from scratch when there is none."""
     run_dir = Path(run_dir)
     existing = list_checkpoints(run_dir)
     if existing and not resume:
@@ -199,9 +205,9 @@ def train_supernet(
     sampler_rng = np.random.default_rng([cfg.seed, 2])
     stats: list[EpochStats] = []
     start = 0
-    if existing:
-        state = load_checkpoint(existing[max(existing)])
-        _check_resumable(state, cfg, space, existing[max(existing)])
+    if resume and state is None:
+        state = resume_state(cfg, space, run_dir)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -285,6 +291,27 @@ def _set_rng_states(s: dict[str, Any], data_gen, sampler_rng: np.random.Generato
     random.setstate(s["python"])
     data_gen.set_state(s["data"])
     sampler_rng.bit_generator.state = s["sampler"]
+
+
+def resume_state(cfg: TrainConfig, space: SearchSpace, run_dir: Path) -> dict[str, Any] | None:
+    """The last checkpoint of ``run_dir``, checked against ``cfg`` (BadInput, one line,
+    if it is unreadable or of another config); None when there is none."""
+    existing = list_checkpoints(run_dir)
+    if not existing:
+        return None
+    epoch, path = max(existing), existing[max(existing)]
+    try:
+        state = load_checkpoint(path)
+    except BadInput as exc:
+        earlier = [e for e in existing if e < epoch]
+        hint = f"; move it away to resume from epoch {max(earlier)}" if earlier else ""
+        raise BadInput(f"cannot resume: {exc}{hint}") from None
+    _check_resumable(state, cfg, space, path)
+    if state["epoch"] != epoch:
+        raise BadInput(f"{path} holds epoch {state['epoch']}, not {epoch}; it was renamed or copied")
+    if epoch > cfg.epochs:
+        raise BadInput(f"cannot resume {path} with --epochs {cfg.epochs}: it is {epoch} epochs in already")
+    return state
 
 
 def _check_resumable(state: dict[str, Any], cfg: TrainConfig, space: SearchSpace, path: Path) -> None:
