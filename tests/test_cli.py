@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import typer
 from scipy import stats
+from tests_support import one_line_error
 
 from estbench.cli import app
 from estbench.store.store import Store
@@ -205,12 +206,6 @@ def test_failing_estimator_is_recorded_and_run_continues(runner, tmp_path, monke
 
 
 # ---- bad input: one clear line, non-zero exit, nothing lost --------------------------
-def one_line_error(r, code=2):
-    assert r.exit_code == code, r.output
-    lines = [x for x in r.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
 
 
 def test_unknown_space(runner, tmp_path):

@@ -11,19 +11,12 @@ from pathlib import Path
 
 import pytest
 from test_truth_official import ARCHS, arch_results, nb201_archive, save_pbz2
+from tests_support import one_line_error
 from typer.testing import CliRunner
 
 from estbench.cli import app
 from estbench.spaces import get_space
 from estbench.store.store import Store
-
-
-def one_line_error(r, code: int = 2) -> str:
-    assert r.exit_code == code, r.output
-    lines = [x for x in r.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
 
 
 def snapshot(store: str) -> dict[str, list[tuple]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from tests_support import one_line_error as _one_line_error
 
 from estbench.cli import app
 from estbench.store import Store
@@ -24,11 +25,8 @@ ZSE = ["--zse", "synflow", "--input", "noise-uniform", "--batch-size", "4", "--b
 
 
 def one_line_error(r, code: int = 1) -> str:
-    assert r.exit_code == code, r.output
-    lines = [x for x in r.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
+    """Store faults are failures: exit 1 unless said otherwise."""
+    return _one_line_error(r, code)
 
 
 def rows(store: str, sql: str = "SELECT * FROM scores ORDER BY ALL") -> list[tuple]:

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests_support import one_line_error
 
 from estbench import registry
 from estbench.cli import app
@@ -65,14 +66,6 @@ def stored(runner, store: str, estimator: str) -> list[float]:
     )
     assert r.exit_code == 0, r.output
     return [d["value"] for d in json.loads(r.output)]
-
-
-def one_line_error(r, code: int = 2) -> str:
-    assert r.exit_code == code, r.output
-    lines = [x for x in r.output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
-    assert "Traceback" not in r.output
-    return lines[0]
 
 
 def test_plugin_file_registers_an_estimator(runner, tmp_path, toy):

@@ -18,3 +18,12 @@ def write_fake_cifar(root, n_per_batch=20):
         with open(d / name, "wb") as fh:
             pickle.dump(blob, fh)
     return root
+
+
+def one_line_error(r, code: int = 2) -> str:
+    """The one ``error:`` line of a failed CLI result (no traceback), checking its exit code."""
+    assert r.exit_code == code, r.output
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert "Traceback" not in r.output
+    return lines[0]
