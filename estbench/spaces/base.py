@@ -122,6 +122,34 @@ class SearchSpace:
         """All edit-distance-1 neighbours."""
         raise NotImplementedError
 
+    def mutation_kind(self, arch: Arch, neighbour: Arch) -> str:
+        """The name of the one decision change from ``arch`` to its neighbour ``neighbour``
+        (cell spaces: ``"from_op->to_op"``); op-level bias groups mutation pairs by it."""
+        raise NotImplementedError
+
+    def op_counts(self, arch: Arch) -> dict[str, int]:
+        """How often each operation (or decision value) occurs in ``arch``, for tables of
+        architectures; spaces without such a notion return {}."""
+        return {}
+
+    def mutation_pairs(self, arch_strs: list[str]) -> tuple[list[int], list[int], list[str]]:
+        """Every ordered edit-distance-1 pair among ``arch_strs`` (positions in the list)
+        with its ``mutation_kind``: (from positions, to positions, kinds). Neighbours
+        outside the list are skipped. Spaces with a faster route may override it."""
+        index = {s: i for i, s in enumerate(arch_strs)}
+        src: list[int] = []
+        dst: list[int] = []
+        kinds: list[str] = []
+        for i, s in enumerate(arch_strs):
+            arch = self.parse(s)
+            for nb in self.mutations(arch):
+                j = index.get(self.to_str(nb))
+                if j is not None:
+                    src.append(i)
+                    dst.append(j)
+                    kinds.append(self.mutation_kind(arch, nb))
+        return src, dst, kinds
+
     def describe(self, arch_str: str) -> dict[str, Any]:
         """The per-architecture facts stored in the ``archs`` table."""
         arch = self.parse(arch_str)

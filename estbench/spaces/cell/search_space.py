@@ -49,6 +49,46 @@ class CellSearchSpace(SearchSpace):
     def mutations(self, arch: Arch) -> list[Arch]:
         return self.cell.mutations(arch)
 
+    def mutation_kind(self, arch: Arch, neighbour: Arch) -> str:
+        changed = [k for k, (a, b) in enumerate(zip(arch, neighbour)) if a != b]
+        if len(changed) != 1:
+            raise ValueError(f"not a mutation pair: {self.to_str(arch)} -> {self.to_str(neighbour)}")
+        return f"{arch[changed[0]]}->{neighbour[changed[0]]}"
+
+    def mutation_pairs(self, arch_strs: list[str]) -> tuple[list[int], list[int], list[str]]:
+        """The protocol's pairs, vectorised: an architecture is a base-|ops| number with one
+        digit per edge, a mutation adds (new - old) * |ops|^edge (same pairs and order of
+        kinds as the generic version, ~20x faster on NB201's 15,625 archs)."""
+        import numpy as np
+
+        ops = self.cell.ops
+        k, n_edges = len(ops), len(self.cell.edges)
+        pos = {op: i for i, op in enumerate(ops)}
+        digits = np.array([[pos[o] for o in self.parse(s)] for s in arch_strs], dtype=np.int64).reshape(-1, n_edges)
+        weights = k ** np.arange(n_edges, dtype=np.int64)
+        codes = digits @ weights
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        src, dst, kind_ids = [], [], []
+        for e in range(n_edges):
+            for new in range(k):
+                old = digits[:, e]
+                moved = old != new
+                target = codes[moved] + (new - old[moved]) * weights[e]
+                at = np.minimum(np.searchsorted(sorted_codes, target), len(codes) - 1)
+                found = sorted_codes[at] == target
+                src.append(np.flatnonzero(moved)[found])
+                dst.append(order[at[found]])
+                kind_ids.append(old[moved][found] * k + new)
+        if not src:
+            return [], [], []
+        a, b, kid = np.concatenate(src), np.concatenate(dst), np.concatenate(kind_ids)
+        names = [f"{ops[i // k]}->{ops[i % k]}" for i in range(k * k)]
+        return a.tolist(), b.tolist(), [names[i] for i in kid.tolist()]
+
+    def op_counts(self, arch: Arch) -> dict[str, int]:
+        return {op: sum(1 for a in arch if a == op) for op in self.cell.ops}
+
     # ---- networks (torch imported only here) ------------------------------------
     def build(
         self, arch: Arch, c: int | None = None, n: int | None = None, num_classes: int | None = None, *, bn: bool = True
