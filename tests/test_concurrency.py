@@ -65,13 +65,14 @@ def test_two_score_runs_together_write_one_row_per_key(tmp_path, runner, toy_tru
         )[1][0]
         assert total == distinct
         # 27 archs: params + flops; per seed 7 data measures x 2 batches + synflow, synflow_bn x 1
-        assert st.query("SELECT count(*) FROM scores WHERE estimator <> 'vote'")[1][0][0] == 27 * 2 + 27 * 2 * (
-            7 * 2 + 2
-        )
+        assert st.query("SELECT count(*) FROM scores WHERE estimator NOT IN ('vote', 'vote_borda')")[1][0][
+            0
+        ] == 27 * 2 + 27 * 2 * (7 * 2 + 2)
         # vote: every (arch, seed) whose three experts all have a finite value
         complete = st.query(
             "SELECT count(*) FROM (SELECT arch_id, seed FROM score_mean WHERE estimator IN "
             "('relu_logdet', 'jacob_cov', 'synflow') AND isfinite(value) GROUP BY ALL HAVING count(*) = 3)"
         )[1][0][0]
-        assert 0 < complete == st.query("SELECT count(*) FROM scores WHERE estimator = 'vote'")[1][0][0]
+        for vote in ("vote", "vote_borda"):
+            assert 0 < complete == st.query(f"SELECT count(*) FROM scores WHERE estimator = '{vote}'")[1][0][0]
         assert st.query("SELECT count(*) FROM runs WHERE status <> 'done'")[1][0][0] == 0

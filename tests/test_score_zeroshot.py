@@ -33,13 +33,20 @@ def test_suite_per_batch_rows_and_statuses(runner, tmp_path):
     counts = {r[0]: r[1:] for r in rows}
     assert counts["snip"] == (27 * 2 * 2, 2, 2)
     assert counts["synflow"] == (27 * 2, 1, 2)  # data-free: batch 0 only
-    assert "vote" in counts
+    # both vote rules, over the same (arch, seed) pairs: one row each
+    assert counts["vote"] == counts["vote_borda"] and counts["vote"][1:] == (1, 2)
+    pairs = values(
+        store,
+        "SELECT estimator, list(DISTINCT (arch_id, seed) ORDER BY (arch_id, seed)) FROM scores "
+        "WHERE estimator LIKE 'vote%' GROUP BY 1 ORDER BY 1",
+    )
+    assert [p[0] for p in pairs] == ["vote", "vote_borda"] and pairs[0][1] == pairs[1][1]
     # degenerate archs give non-finite jacob_cov: stored with a status, never a sentinel
     bad = values(store, "SELECT count(*) FROM scores WHERE status = 'nonfinite' AND estimator = 'jacob_cov'")[0][0]
     assert bad > 0
     assert values(store, "SELECT count(*) FROM scores WHERE status = 'ok' AND NOT isfinite(value)")[0][0] == 0
     # every row carries the wall time of its pass
-    assert values(store, "SELECT min(elapsed_s) FROM scores WHERE estimator <> 'vote'")[0][0] > 0
+    assert values(store, "SELECT min(elapsed_s) FROM scores WHERE estimator NOT IN ('vote', 'vote_borda')")[0][0] > 0
     r = runner.invoke(app, ["criteria", "--space", "toy", "--truth", "cifar10-test", "--store", store])
     assert r.exit_code == 2 and "no truth loaded" in r.output
 
@@ -71,45 +78,39 @@ def test_more_batches_extend_the_cache(runner, tmp_path):
     assert "27 cached, 0 computed" in r.output
 
 
-def test_vote_is_mean_percent_rank_of_experts(runner, tmp_path):
+def test_vote_is_pairwise_majority_and_vote_borda_mean_percent_rank(runner, tmp_path):
     store = str(tmp_path / "z.duckdb")
-    r = score(
-        runner,
-        store,
-        "--zse",
-        "vote",
-        "--zse",
-        "snip",
-        "--zse",
-        "synflow",
-        "--vote-experts",
-        "snip,synflow",
-        "--seed",
-        "1",
-    )
+    experts = ["--zse", "snip", "--zse", "synflow", "--vote-experts", "snip,synflow", "--seed", "1"]
+    r = score(runner, store, "--zse", "vote", "--zse", "vote_borda", *experts)
     assert r.exit_code == 0, r.output
+    assert "vote [" in r.output and "vote_borda [" in r.output
     rows = values(
         store,
-        "SELECT estimator, arch_id, value FROM score_mean WHERE estimator IN ('snip', 'synflow', 'vote') AND value IS NOT NULL",
+        "SELECT estimator, arch_id, value FROM score_mean WHERE estimator IN ('snip', 'synflow', 'vote', 'vote_borda') "
+        "AND value IS NOT NULL",
     )
     by = {}
     for e, a, v in rows:
         by.setdefault(e, {})[a] = v
     common = sorted(set(by["snip"]) & set(by["synflow"]))
-    assert sorted(by["vote"]) == common
+    assert sorted(by["vote"]) == sorted(by["vote_borda"]) == common
+    snip, synflow = (np.array([by[e][a] for a in common]) for e in ("snip", "synflow"))
 
-    def pct(d):
-        v = np.array([d[a] for a in common])
+    def pct(v):
         ranks = np.array([np.sum(v < x) for x in v])  # percent_rank: (rank - 1) / (n - 1), ties share
         return ranks / (len(v) - 1)
 
-    expected = (pct(by["snip"]) + pct(by["synflow"])) / 2
-    assert np.allclose([by["vote"][a] for a in common], expected)
+    expected = (pct(snip) + pct(synflow)) / 2
+    assert np.allclose([by["vote_borda"][a] for a in common], expected)
+    # two experts: a beats b only when both prefer a, or one does and the other has a tie
+    margin = np.sign(snip[:, None] - snip[None, :]) + np.sign(synflow[:, None] - synflow[None, :])
+    assert [by["vote"][a] for a in common] == (margin > 0).sum(axis=1).tolist()
 
 
 def test_vote_without_expert_scores(runner, tmp_path):
-    r = score(runner, str(tmp_path / "z.duckdb"), "--zse", "vote")
-    assert r.exit_code == 2 and "vote needs scores of all its experts" in r.output
+    for name in ("vote", "vote_borda"):
+        r = score(runner, str(tmp_path / "z.duckdb"), "--zse", name)
+        assert r.exit_code == 2 and "vote needs scores of all its experts" in r.output
 
 
 def test_failed_measure_is_recorded_and_others_continue(runner, tmp_path, monkeypatch):

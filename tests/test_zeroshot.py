@@ -51,11 +51,13 @@ def test_every_measure_is_registered_with_its_metadata():
         assert meta["data_free"] is (meta["needs"] in ("synflow", "synflow_bn"))
         m = ESTIMATORS.get(name)
         assert isinstance(m, Measure) and m is get_measure(name) and m.needs == meta["needs"]
-    vote = ESTIMATORS.meta("vote")
-    assert vote["kind"] == "zeroshot" and vote["derived"] is True and vote["needs"] == "analysis"
     from estbench.runs.vote import score_vote
 
-    assert ESTIMATORS.get("vote") is score_vote
+    for name in ("vote", "vote_borda"):  # the paper's pairwise majority, and the Borda count
+        vote = ESTIMATORS.meta(name)
+        assert vote["kind"] == "zeroshot" and vote["derived"] is True and vote["needs"] == "analysis"
+        assert vote["higher_is_better"] is True and vote["description"]
+        assert ESTIMATORS.get(name) is score_vote
 
 
 def test_listing_estimators_does_not_import_torch():

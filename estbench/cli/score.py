@@ -31,7 +31,7 @@ def score(
     space: str = SpaceOpt,
     estimator: List[str] | None = estimator_option("Estimator to run (repeatable): params, flops, relu, synflow, ..."),
     zse: List[str] | None = typer.Option(
-        None, "--zse", help="Zero-shot estimator (repeatable), or 'all' for the whole suite (+ vote)."
+        None, "--zse", help="Zero-shot estimator (repeatable), or 'all' for the whole suite (+ vote and vote_borda)."
     ),
     ose: List[str] | None = typer.Option(
         None, "--ose", help="One-shot run (repeatable): store os_acc and os_loss of the archs inside its supernet."
@@ -70,7 +70,9 @@ def score(
         False, "--tf32/--no-tf32", help="Allow TF32 matmuls on GPUs (off by default; part of the config)."
     ),
     vote_experts: str | None = typer.Option(
-        None, "--vote-experts", help="Comma-separated experts of vote [default: the paper's set for the space]."
+        None,
+        "--vote-experts",
+        help="Comma-separated experts of vote and vote_borda [default: the paper's set for the space].",
     ),
     c: int | None = typer.Option(None, "--channels", help="Initial channels C of the network (space default)."),
     n: int | None = typer.Option(None, "--cells", help="Cells per stage N (space default)."),
@@ -89,9 +91,10 @@ def score(
 
     Structural estimators (params, flops, relu, *_live) need no data. Zero-shot
     estimators score a fresh seeded network per architecture on fixed batches; every
-    batch's value and the pass's wall time are stored. vote is computed from its
-    experts' stored scores. Resumable: keys already in the store are skipped, so
-    rerunning a killed run computes only what is missing."""
+    batch's value and the pass's wall time are stored. vote (the paper's pairwise
+    majority of experts: archs beaten) and vote_borda (their mean percent rank) are
+    computed from the experts' stored scores. Resumable: keys already in the store
+    are skipped, so rerunning a killed run computes only what is missing."""
     from dataclasses import replace
 
     from estbench.runs import OneShotEval, ScoreRequest, ZeroShotConfig, score

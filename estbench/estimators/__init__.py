@@ -5,7 +5,7 @@
 - ``settings``: the config fields that change its value (they enter the config hash)
 - ``needs``: the pass it needs (structural estimators need none)
 - zero-shot only: ``data_free`` (batch 0 only), ``all_batches`` (one value over all
-  batches), ``derived`` (computed from other estimators' stored scores, e.g. vote)
+  batches), ``derived`` (computed from other estimators' stored scores: vote, vote_borda)
 
 Structural and one-shot entries are lazy ``module:attr`` strings; zero-shot measures
 register themselves (``zeroshot.register_measure``) from torch-free modules, so listing
@@ -40,12 +40,18 @@ ESTIMATORS.register(
     needs="supernet", description="cross-entropy loss of the architecture inside a trained supernet",
 )  # fmt: skip
 
-# A rank needs the whole population, so vote is computed at analysis time from the stored
-# scores of its experts, never by the zero-shot engine.
+# A vote needs the whole population, so vote and vote_borda are computed at analysis time
+# from the stored scores of their experts (estbench.runs.vote), never by the zero-shot engine.
 ESTIMATORS.register(
     "vote", "estbench.runs.vote:score_vote", kind="zeroshot", derived=True, needs="analysis",
     higher_is_better=True, settings=(), data_free=False, all_batches=False,
-    description="ensemble of expert ZSEs (NB201: relu_logdet, jacob_cov, synflow), ranked over the population",
+    description="the paper's vote: pairwise majority of expert ZSEs (NB201: relu_logdet, jacob_cov, synflow); "
+    "score = archs beaten (Copeland)",
+)  # fmt: skip
+ESTIMATORS.register(
+    "vote_borda", "estbench.runs.vote:score_vote", kind="zeroshot", derived=True, needs="analysis",
+    higher_is_better=True, settings=(), data_free=False, all_batches=False,
+    description="Borda count of vote's experts: their mean percent rank over the population",
 )  # fmt: skip
 
 import estbench.estimators.zeroshot.measures  # noqa: E402,F401  (registers the built-in measures)

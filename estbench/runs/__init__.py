@@ -2,7 +2,7 @@
 
 ``score(store, request)`` resolves the space and the architectures, then runs the
 structural, zero-shot and one-shot jobs through :func:`loop.run_job` and recomputes the
-derived estimators (vote) from the store."""
+derived estimators (vote, vote_borda) from the store."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ __all__ = ["ScoreRequest", "ScoreSummary", "OneShotEval", "ZeroShotConfig", "sco
 @dataclass(frozen=True)
 class ScoreRequest:
     """Everything `estbench score` can ask for. Shape fields left None take the space's
-    defaults; ``vote_experts`` None takes the space's default experts."""
+    defaults; ``vote_experts`` None takes the space's default experts (for vote and
+    vote_borda alike)."""
 
     space: str
     estimators: tuple[str, ...] = ()
@@ -90,7 +91,7 @@ def score(
         job = OneShotJob(store, space, run, list(request.epochs), request.one_shot, data)
         summaries += run_job(store, space.name, job, ids, progress, threads, warn)
     if derived:
-        summaries += score_vote(store, space.name, experts, _vote_filter(request.zero_shot, space))
+        summaries += score_vote(store, space.name, experts, _vote_filter(request.zero_shot, space), derived)
     return summaries
 
 

@@ -98,6 +98,39 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE runs ADD COLUMN pid INTEGER;
         """,
     ),
+    (
+        5,
+        "vote is the paper's pairwise majority (Copeland) now: stored vote rows (a Borda count) become vote_borda",
+        # Every vote row of schema <= 4 was a Borda count, whose rule is vote_borda now. Its
+        # config hash was config_hash({"estimator": "vote", **settings}), which the new
+        # vote_borda would not compute, so a rescore would add a second config of the same
+        # settings beside the renamed one. The hash is therefore recomputed here, in SQL,
+        # exactly as config.config_hash({"estimator": "vote_borda", **settings}) does: SHA-1
+        # of the canonical (sorted keys, no spaces) JSON. Every released vote config has
+        # exactly the keys "experts" and "space" (stored sorted, by json.dumps), and
+        # "estimator" sorts before both, so the canonical JSON is '{"estimator":"vote_borda",'
+        # followed by the minified stored JSON without its "{" (tests/test_vote.py checks it
+        # against config_hash). A rescore of vote_borda then finds its own hash and replaces
+        # the family's rows. The run rows that wrote them are renamed alike.
+        """
+        CREATE TEMP TABLE vote_rehash AS
+            SELECT config_hash AS old_hash,
+                   substr(sha1('{"estimator":"vote_borda",' || substr(CAST(json(config) AS VARCHAR), 2)), 1, 12)
+                       AS new_hash
+            FROM configs WHERE estimator = 'vote';
+        UPDATE scores SET estimator = 'vote_borda', config_hash = m.new_hash FROM vote_rehash m
+            WHERE scores.estimator = 'vote' AND scores.config_hash = m.old_hash;
+        UPDATE scores SET estimator = 'vote_borda' WHERE estimator = 'vote';
+        UPDATE configs SET estimator = 'vote_borda', config_hash = m.new_hash FROM vote_rehash m
+            WHERE configs.config_hash = m.old_hash;
+        UPDATE runs SET name = 'vote_borda', config = replace(config, m.old_hash, m.new_hash) FROM vote_rehash m
+            WHERE runs.kind = 'score' AND runs.name = 'vote'
+              AND json_extract_string(runs.config, '$.config_hash') = m.old_hash;
+        UPDATE runs SET name = 'vote_borda' WHERE kind = 'score' AND name = 'vote';
+        UPDATE estimators SET name = 'vote_borda' WHERE name = 'vote';
+        DROP TABLE vote_rehash;
+        """,
+    ),
 ]
 
 

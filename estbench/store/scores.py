@@ -67,6 +67,24 @@ class ScoresMixin:
         return {(r[0], r[1], r[2]): r[3:] for r in rows}
 
     def vote_ranks(self, space: str, experts: list[str]) -> list[tuple[int, int, float]]:
-        """(arch_id, seed, vote) over the archs every expert ('estimator:config_hash') scored."""
+        """(arch_id, seed, vote_borda) over the archs every expert ('estimator:config_hash')
+        scored (``sql/vote_borda.sql`` over ``sql/vote_experts.sql``)."""
         params = {"space": space, "experts": experts, "n_experts": len(experts)}
-        return self._rows(load_sql("vote"), params, "computing vote")
+        sql = load_sql("vote_borda").replace("\nVOTE_EXPERTS\n", "\n" + load_sql("vote_experts") + "\n")
+        return self._rows(sql, params, "computing vote_borda")
+
+    def vote_values(self, space: str, experts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(seeds, arch_ids, values): the experts' oriented values (``sql/vote_experts.sql``)
+        over the archs every expert scored, one row per (seed, arch) ordered by seed and
+        arch, one column per expert in name order (higher is better in every column)."""
+        params = {"space": space, "experts": experts, "n_experts": len(experts)}
+
+        def work(con) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            data = con.execute(load_sql("vote_experts"), params).fetchnumpy()
+            k = len(experts)
+            seeds = np.asarray(data["seed"], dtype=np.int64)[::k]
+            arch_ids = np.asarray(data["arch_id"], dtype=np.int64)[::k]
+            values = np.asarray(data["oriented"], dtype=np.float64).reshape(-1, k)
+            return seeds, arch_ids, values
+
+        return self._run(work, "reading the vote's expert values")
