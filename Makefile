@@ -35,17 +35,19 @@ format: install
 	$(BIN)/ruff check --fix estbench tests benchmarks
 
 # The main job on the default data: NB201 truth, structural scores for all 15,625
-# architectures, the criteria and the Table A9 layout report.
+# architectures, the criteria, the Table A9 layout report and the complexity-level bias.
 demo: install
 	$(BIN)/estbench truth load --space nb201 --store $(STORE)
 	$(BIN)/estbench score --space nb201 --estimator params --estimator flops --estimator relu --estimator params_live --estimator relu_live --store $(STORE)
 	$(BIN)/estbench criteria --space nb201 --truth cifar10-test --protocol deiso --k 5% --store $(STORE)
 	$(BIN)/estbench report --space nb201 --truth cifar10-test --protocol deiso --store $(STORE)
+	$(BIN)/estbench bias complexity --space nb201 --by params --store $(STORE)
 
 # Speed targets as ratios measured in one run (machines are noisy: interleaved repeats).
 bench: install
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_zeroshot.py
+	$(BIN)/python benchmarks/bench_bias.py
 
 # + flat memory over 1,000 zero-shot archs, one-shot step/eval cost, random-arch ratios,
 # default threads next to a busy process vs idle (train epoch, 20 zero-shot archs).

@@ -155,9 +155,9 @@ def single_threaded(case):
 
 
 CASES = {"toy": single_threaded(toy_case), "nb201": single_threaded(nb201_case)}
-# vote and the criteria (class truths) are averages computed by DuckDB, whose parallel
+# vote_borda, vote (from its experts) and the criteria (class truths) are DuckDB averages, whose parallel
 # aggregation may sum in any order: compared to 1e-12 relative instead of bit for bit
-APPROX = ("vote",)
+APPROX = ("vote", "vote_borda")
 
 
 if __name__ == "__main__":

@@ -88,15 +88,18 @@ def test_end_to_end_criteria_match_scipy(runner, toy_store, toy):
     assert rows["params"]["spearman"] == pytest.approx(stats.spearmanr(y, s).statistic, abs=1e-9)
 
 
-def test_deiso_protocol_averages_classes(runner, toy_store, toy):
-    r = runner.invoke(app, ["criteria", "--space", "toy", "--store", toy_store, "-f", "json", "-e", "params"])
+@pytest.mark.parametrize("post_deiso", [False, True])
+def test_deiso_protocol_takes_class_truth_and_representative_score(runner, toy_store, toy, post_deiso):
+    args = ["criteria", "--space", "toy", "--store", toy_store, "-f", "json", "-e", "flops"]
+    r = runner.invoke(app, args + ["--post-deiso"] * post_deiso)
     d = json.loads(r.output)[0]
     n_classes = len({toy.canonical(toy.parse(s)) for s in toy.arch_list(None)})
     assert d["points"] == n_classes < 27
+    score = "avg(s.value)" if post_deiso else "arg_min(s.value, s.arch_id)"
     with Store(toy_store, read_only=True) as st:
         _, data = st.query(
-            "SELECT avg(t.value), avg(s.value) FROM truth t JOIN scores s USING (space, arch_id) "
-            "JOIN archs a USING (space, arch_id) WHERE t.metric = 'cifar10-test' AND s.estimator = 'params' "
+            f"SELECT avg(t.value), {score} FROM truth t JOIN scores s USING (space, arch_id) "
+            "JOIN archs a USING (space, arch_id) WHERE t.metric = 'cifar10-test' AND s.estimator = 'flops' "
             "GROUP BY a.iso_key"
         )
     y, s = np.array(data).T

@@ -2,7 +2,9 @@
 
 An analysis is registered with its name, help and row builder: a function
 ``rows(store, **options) -> Rows`` whose keyword parameters, declared with Typer
-options, are the command's options. ``mount(app)`` turns every registered analysis into
+options, are the command's options. Parameters named like the shared point options (``space``, ``truth``, ``protocol``,
+``post_deiso``, ``estimator``, ``epoch``, ``seed``) and declared without a default
+get those options (``standard_options``). ``mount(app)`` turns every registered analysis into
 a command that opens the store read-only, builds the rows and renders them with
 ``--format``: at the top level (``estbench criteria``) or, with ``group="bias"``, under
 a command group created for it (``estbench bias NAME``). A new analysis is one module
@@ -60,6 +62,24 @@ def analysis(
     return add
 
 
+def standard_options() -> dict[str, tuple[Any, Any]]:
+    """The options every point-based analysis shares, by parameter name: a row builder
+    that declares ``space``, ``truth``, ``protocol``, ``post_deiso``, ``estimator``,
+    ``epoch`` or ``seed`` without a default gets the shared option (type and Typer
+    option); one with a default of its own keeps it."""
+    from estbench.cli import options as o
+
+    return {
+        "space": (str, o.SpaceOpt),
+        "truth": (str, o.TruthOpt),
+        "protocol": (str, o.ProtocolOpt),
+        "post_deiso": (bool, o.PostDeisoOpt),
+        "estimator": (list[str] | None, o.EstOpt),
+        "epoch": (list[int] | None, o.EpochOpt),
+        "seed": (list[int] | None, o.SeedOpt),
+    }
+
+
 def command_for(key: str) -> Callable[..., None]:
     """The Typer command of analysis ``key``: its builder's options plus --store and --format."""
     entry = ANALYSES.entry(key)
@@ -79,7 +99,14 @@ def command_for(key: str) -> Callable[..., None]:
     # the builder's own (types resolved in its module), then --store and --format
     hints = typing.get_type_hints(rows_fn)
     own = [p for p in list(inspect.signature(rows_fn).parameters.values())[1:] if p.name not in ("store", "fmt")]
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation)) for p in own]
+    standard = standard_options()
+    params = []
+    for p in own:
+        if p.default is inspect.Parameter.empty and p.name in standard:  # a shared option, by name
+            annotation, default = standard[p.name]
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
+        else:
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation)))
     params += [
         inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, default=StoreOpt, annotation=str | None),
         inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, default=FormatOpt, annotation=str),

@@ -3,7 +3,7 @@
 came out as "DuckDB store file ."; ``sample:N[@SEED]`` as ``sample:N``). Rather than
 escaping by hand in every help string (and forgetting one), :func:`literal_help` escapes
 the markup of every command, option, argument and group of an app once, after the
-commands are registered; ``tests/test_cli_output.py`` checks every rendered ``--help``."""
+commands are registered (and reflows docstring paragraphs, see :func:`reflow`); ``tests/test_cli_output.py`` checks every rendered ``--help``."""
 
 from __future__ import annotations
 
@@ -26,12 +26,26 @@ def _escape_once(obj) -> None:
         obj.help = escape(obj.help)
 
 
+def reflow(text: str) -> str:
+    """Join the lines of each paragraph of a docstring: rich keeps every line break, so
+    a docstring's 88-column lines came out broken again at 80 columns ("complexity" /
+    "groups by ..."). Lines of a list ("- ...") or indented lines stay their own."""
+    out = []
+    for para in text.split("\n\n"):
+        lines = para.splitlines()
+        if any(line.lstrip().startswith(("- ", "* ")) or line.startswith(" ") for line in lines):
+            out.append(para)
+        else:
+            out.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(out)
+
+
 def _escape_command(info) -> None:
     """A command (or an app callback): its docstring or help, and its parameters' help."""
     if info is None or info.callback is None:
         return
     if id(info) not in _escaped and info.help is None and info.callback.__doc__:
-        info.help = inspect.cleandoc(info.callback.__doc__)
+        info.help = reflow(inspect.cleandoc(info.callback.__doc__))
     _escape_once(info)
     for param in inspect.signature(info.callback).parameters.values():
         if isinstance(param.default, ParameterInfo):

@@ -32,6 +32,22 @@ ProtocolOpt: Any = typer.Option(
     "--protocol",
     help="iso (every arch), deiso (one point per isomorphism class, the paper's NB201 protocol) or deiso-computational.",
 )
+PostDeisoOpt: Any = typer.Option(
+    False,
+    "--post-deiso",
+    help="deiso protocols: a class's score is the mean over its scored members (the paper's post-deiso, "
+    "Sec. 6.2) instead of its representative's (the smallest scored arch id, the paper's default).",
+)
+
+
+def protocol_title(protocol: str, post_deiso: bool) -> str:
+    """How the points were formed, for output headers."""
+    if protocol == "iso":
+        return "iso: every architecture a point"
+    score = "mean score of its scored members (post-deiso)" if post_deiso else "representative's score"
+    return f"{protocol}: one point per class, class-mean truth, {score}"
+
+
 ArchsOpt: Any = typer.Option(
     "all",
     "--archs",
@@ -65,3 +81,11 @@ def seed_option(help: str = "Seed (repeatable); default: mean over all seeds.") 
 EstOpt: Any = estimator_option()
 EpochOpt: Any = epoch_option()
 SeedOpt: Any = seed_option()
+
+
+BIAS_HELP = (
+    "Bias diagnostics of estimators over the stored scores (paper Sec. 5.1, 5.2, A.2, B.2): complexity, op, "
+    "arch, agreement, pareto, and compare (is A better than B?)."
+)
+ByOpt: Any = typer.Option("flops", "--by", help="Complexity measure of the groups: flops or params (stored scores).")
+GroupsOpt: Any = typer.Option(5, "--groups", help="Number of complexity groups (quantiles; tied values share one).")

@@ -16,7 +16,7 @@ TABLE_A9 = (
 )
 
 
-def _label(groups, g) -> str:
+def group_label(groups, g) -> str:
     """Estimator name, with config and epoch only when they are needed to tell rows apart.
     A config is named by its label (a one-shot run), else by the settings that differ
     between the configs shown for that estimator (``plain [init=supernet-init]``), else
@@ -64,7 +64,7 @@ def a9_rows(groups) -> tuple[list[str], list[list]]:
     rows = []
     for g in groups:
         rows.append(
-            [_label(groups, g)]
+            [group_label(groups, g)]
             + [g.values[k] for _, k in TABLE_A9]
             + [int(g.values["n"]), g.n_failed + g.n_nonfinite, g.seconds_per_arch]
             + [threads_text(g.threads)] * mixed
@@ -72,48 +72,71 @@ def a9_rows(groups) -> tuple[list[str], list[list]]:
     return cols, rows
 
 
+def interval_text(value: float, ci: tuple[float, float] | None, digits: int = 3) -> str | float:
+    """``0.603 [0.594, 0.612]``: a value with its interval, rounded like the tables; the
+    bare value when there is no interval."""
+    if ci is None:
+        return value
+    return f"{_num(value, digits)} [{_num(ci[0], digits)}, {_num(ci[1], digits)}]"
+
+
+def _num(v: float, digits: int) -> str:
+    return "nan" if v != v else f"{v:.{digits}f}"
+
+
+def _has_ci(groups) -> bool:
+    return any(getattr(g, "ci", None) for g in groups)
+
+
+def _with_ci(columns: list[str], values, g, ci: bool) -> tuple[list[str], list]:
+    """Each criterion followed by its ``_lo`` and ``_hi`` columns when ``ci``."""
+    if not ci:
+        return columns, list(values)
+    cols, vals = [], []
+    for c, v in zip(columns, values):
+        lo, hi = (g.ci or {}).get(c, (None, None)) if g is not None else (None, None)
+        cols += [c, f"{c}_lo", f"{c}_hi"]
+        vals += [v, lo, hi]
+    return cols, vals
+
+
 def criteria_rows(groups, ks: tuple[float, ...] = DEFAULT_KS) -> tuple[list[str], list[list]]:
     """Long criteria rows: one per group, every criterion as a column (the machine
-    formats' columns; ``threads``: the thread counts of the runs behind the group)."""
-    base = [
-        "estimator",
-        "config_hash",
-        "epoch",
-        "points",
-        "failed",
-        "nonfinite",
-        "s/arch",
-        "lc",
-        "kd",
-        "spearman",
-        "mean",
+    formats' columns; ``threads``: the thread counts of the runs behind the group); with
+    bootstrap intervals (``g.ci``), each criterion is followed by ``<criterion>_lo`` and
+    ``<criterion>_hi``."""
+    base = ["estimator", "config_hash", "epoch", "points", "failed", "nonfinite", "s/arch"]
+    crits = ["lc", "kd", "spearman", "mean"] + [
+        f"{c}@{format_k(k)}" for c in ("p_top", "p_bottom", "br", "wr") for k in ks
     ]
-    per_k = [f"{c}@{format_k(k)}" for c in ("p_top", "p_bottom", "br", "wr") for k in ks]
+    ci = _has_ci(groups)
+    crit_cols = _with_ci(crits, crits, None, ci)[0]
     rows = []
     for g in groups:
         v = g.values
         rows.append(
             [g.estimator, g.config_hash, g.epoch, int(v["n"]), g.n_failed, g.n_nonfinite, g.seconds_per_arch]
-            + [v[c] for c in ("lc", "kd", "spearman", "mean")]
-            + [v[c] for c in per_k]
+            + _with_ci(crits, [v[c] for c in crits], g, ci)[1]
             + [threads_text(g.threads)]
         )
-    return base + per_k + ["threads"], rows
+    return base + crit_cols + ["threads"], rows
 
 
 def criteria_brief_rows(groups, ks: tuple[float, ...] = (0.05,)) -> tuple[list[str], list[list]]:
     """The readable criteria table: one column naming the row (estimator, config and
     epoch only where needed), points, excluded, s/arch, KD, SpearmanR and the four set
-    criteria at each K of ``ks``; ``threads`` when a row mixes thread counts."""
+    criteria at each K of ``ks``; ``threads`` when a row mixes thread counts. With
+    bootstrap intervals (``g.ci``) the criteria cells read ``value [lo, hi]``."""
     mixed = _mixed(groups)
     per_k = [f"{c}@{format_k(k)}" for k in ks for c in ("p_top", "p_bottom", "br", "wr")]
     cols = ["estimator", "points", "excluded", "s/arch", "kd", "spearman"] + per_k + ["threads"] * mixed
     rows = []
     for g in groups:
         v = g.values
+        ci = getattr(g, "ci", None) or None
         rows.append(
-            [_label(groups, g), int(v["n"]), g.n_failed + g.n_nonfinite, g.seconds_per_arch, v["kd"], v["spearman"]]
-            + [v[c] for c in per_k]
+            [group_label(groups, g), int(v["n"]), g.n_failed + g.n_nonfinite, g.seconds_per_arch]
+            + [interval_text(v[c], ci[c] if ci else None) for c in ["kd", "spearman"] + per_k]
             + [threads_text(g.threads)] * mixed
         )
     return cols, rows

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 import duckdb
 
 from estbench.errors import BadInput, StoreError
+from estbench.store.analysis import AnalysisMixin
 from estbench.store.connection import connect, damaged, first_line, is_damage, is_store_failure, open_error
 from estbench.store.export import ExportMixin
 from estbench.store.rows import SCORE_COLUMNS, ScoreRow
@@ -31,7 +32,7 @@ def default_store_path() -> str:
     return os.environ.get("ESTBENCH_STORE") or DEFAULT_STORE
 
 
-class Store(RunsMixin, ScoresMixin, ExportMixin):
+class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin):
     """A DuckDB store; ``read_only`` for analyses. Usable as a context manager.
 
     A writable open of a DuckDB file that has tables but is no estbench store is refused

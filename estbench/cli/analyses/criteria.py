@@ -7,7 +7,9 @@ from typing import Any, List
 import typer
 
 from estbench.cli.analyze import Rows, analysis
-from estbench.cli.options import EpochOpt, EstOpt, ProtocolOpt, SeedOpt, SpaceOpt, TruthOpt
+from estbench.cli.options import (
+    protocol_title,
+)
 
 
 def _parse_ks(ks: List[str] | None) -> tuple[float, ...]:
@@ -32,6 +34,25 @@ def _check_ks(k: List[str] | None = None, **_: Any) -> None:
     _parse_ks(k)
 
 
+def _check_criteria(
+    k: List[str] | None = None,
+    ci: float | None = None,
+    resamples: int | None = None,
+    ci_seed: int | None = None,
+    **_: Any,
+) -> None:
+    from estbench.analysis.bootstrap import check_level
+    from estbench.errors import BadInput
+
+    _parse_ks(k)
+    if ci is None:
+        given = [name for name, v in (("--resamples", resamples), ("--ci-seed", ci_seed)) if v is not None]
+        if given:
+            raise BadInput(f"{' and '.join(given)} only apply with --ci (e.g. --ci 95)")
+        return
+    check_level(ci, 1000 if resamples is None else resamples, 0 if ci_seed is None else ci_seed)
+
+
 def no_rows(st, space: str, truth: str, estimators: list[str], epochs: list[int], seeds: list[int]):
     """The one-line error of a query that matches no scores (exit code 2, like an unknown
     name: the filters name something the store does not hold)."""
@@ -49,15 +70,16 @@ def no_rows(st, space: str, truth: str, estimators: list[str], epochs: list[int]
     )
 
 
-@analysis("criteria", check=_check_ks)
+@analysis("criteria", check=_check_criteria)
 def criteria(
     st,
-    space: str = SpaceOpt,
-    truth: str = TruthOpt,
-    protocol: str = ProtocolOpt,
-    estimator: List[str] | None = EstOpt,
-    epoch: List[int] | None = EpochOpt,
-    seed: List[int] | None = SeedOpt,
+    space,
+    truth,
+    protocol,
+    post_deiso,
+    estimator,
+    epoch,
+    seed,
     k: List[str] | None = typer.Option(
         None,
         "--k",
@@ -70,6 +92,21 @@ def criteria(
         help="Table, markdown and latex: every column (config_hash, epoch, failed, nonfinite, lc, mean, the set "
         "criteria at every K, threads) instead of the readable set; csv and json always have them all.",
     ),
+    ci: float | None = typer.Option(
+        None,
+        "--ci",
+        help="Percentile bootstrap confidence intervals at this level in percent (e.g. 95) for every "
+        "criterion: the table shows 'value [lo, hi]', csv and json add <criterion>_lo and <criterion>_hi "
+        "after each criterion. Needs at least 10 points per row.",
+    ),
+    resamples: int | None = typer.Option(
+        None, "--resamples", help="With --ci: number of bootstrap resamples [default: 1000]."
+    ),
+    ci_seed: int | None = typer.Option(
+        None,
+        "--ci-seed",
+        help="With --ci: seed of the resamples [default: 0]; rows with the same number of points share them.",
+    ),
 ) -> Rows:
     """Ranking criteria (paper Sec. 3) of every scored estimator against a truth metric.
 
@@ -79,15 +116,46 @@ def criteria(
     = failed + non-finite; s/arch; KD; SpearmanR; P@top, P@bottom, BR, WR at 5% or
     each --k; threads when a row mixes scores of runs with different thread counts);
     --all-columns, csv and json show every column. No matching scores (e.g. an epoch
-    that was never scored): one line, exit code 2."""
+    that was never scored): one line, exit code 2.
+
+    --ci 95: a percentile bootstrap interval for every criterion of every row. Each of
+    --resamples resamples draws M of the row's M points with replacement; a point drawn
+    c times counts as c points with tied truth and score (ranked consecutively, ties
+    broken by the original rank; Kendall and Spearman treat them as ties). The interval
+    runs from the (100-ci)/2 to the (100+ci)/2 percentile of the criterion over the
+    resamples (2.5 to 97.5 for --ci 95; resamples with a constant truth or score left
+    out). Rows with the same number of points use the
+    same resamples (--ci-seed), so their intervals are paired; whether one estimator
+    beats another is `estbench bias compare`. README: Uncertainty."""
     from estbench.analysis.evaluate import evaluate
     from estbench.report.tables import criteria_brief_rows, criteria_rows
 
     ks = _parse_ks(k)
-    groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, ks)
+    groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, ks, post_deiso)
     if not groups:
         raise no_rows(st, space, truth, list(estimator or []), list(epoch or []), list(seed or []))
-    title = f"{space} vs {truth} ({protocol})"
+    title = f"{space} vs {truth} ({protocol_title(protocol, post_deiso)})"
+    if ci is not None:
+        resamples, ci_seed = 1000 if resamples is None else resamples, ci_seed or 0
+        _add_intervals(groups, ks, ci, resamples, ci_seed)
+        title += f"; {ci:g}% percentile bootstrap intervals, {resamples} resamples, seed {ci_seed}"
     cols, rows = criteria_rows(groups, ks)
     brief = None if all_columns else Rows(*criteria_brief_rows(groups, ks if k else (0.05,)), title=title)
     return Rows(cols, rows, title=title, brief=brief)
+
+
+def _add_intervals(groups, ks: tuple[float, ...], ci: float, resamples: int, seed: int) -> None:
+    """Set ``g.ci`` of every group (a BadInput naming the first group with too few points)."""
+    from estbench.analysis.bootstrap import MIN_POINTS, Resamples, criteria_intervals
+    from estbench.errors import BadInput
+    from estbench.report.tables import group_label
+
+    for g in groups:
+        if len(g.points) < MIN_POINTS:
+            raise BadInput(
+                f"--ci: {group_label(groups, g)} has {len(g.points)} points; a bootstrap interval needs at least "
+                f"{MIN_POINTS}"
+            )
+    draws = Resamples(resamples, seed)
+    for g in groups:
+        g.ci = criteria_intervals(g.points, ks, ci, draws)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import List
-
 from estbench.cli.analyze import Rows, analysis
-from estbench.cli.options import EpochOpt, EstOpt, ProtocolOpt, SeedOpt, SpaceOpt, TruthOpt
+from estbench.cli.options import (
+    protocol_title,
+)
 
 
 @analysis("report")
 def report(
     st,
-    space: str = SpaceOpt,
-    truth: str = TruthOpt,
-    protocol: str = ProtocolOpt,
-    estimator: List[str] | None = EstOpt,
-    epoch: List[int] | None = EpochOpt,
-    seed: List[int] | None = SeedOpt,
+    space,
+    truth,
+    protocol,
+    post_deiso,
+    estimator,
+    epoch,
+    seed,
 ) -> Rows:
     """The paper's Table A9 layout: KD / SpearmanR / P@top5% / P@bottom5% / BR@5% per estimator.
 
@@ -26,8 +27,8 @@ def report(
     from estbench.cli.analyses.criteria import no_rows
     from estbench.report.tables import a9_rows
 
-    groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, (0.05,))
+    groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, (0.05,), post_deiso)
     if not groups:
         raise no_rows(st, space, truth, list(estimator or []), list(epoch or []), list(seed or []))
     cols, rows = a9_rows(groups)
-    return Rows(cols, rows, title=f"Table A9 layout: {space}, truth {truth}, protocol {protocol}")
+    return Rows(cols, rows, title=f"Table A9 layout: {space}, truth {truth} ({protocol_title(protocol, post_deiso)})")

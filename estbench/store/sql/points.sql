@@ -3,13 +3,16 @@
 -- is one architecture (protocol 'iso') or one isomorphism class ('deiso': the
 -- benchmark's key, 'deiso-computational': the strict computational key). A class's
 -- truth is the mean over ALL its members that have truth (as the paper's deiso
--- evaluation does), its score the mean over its members that were scored, so scoring
--- one representative per class (--archs deiso) and scoring every member both work.
+-- evaluation does). Its score is the representative's: the score of the smallest
+-- scored arch id of the class (the paper scores one representative per class, so an
+-- estimator scored on every member, e.g. params, is judged like one scored on
+-- representatives only); with $post_deiso the mean over its scored members (the
+-- paper's "post-deiso" variant, Sec. 6.2).
 -- Averages are list_avg over ordered lists: the same sum in the same order on every run
 -- (avg() sums in whatever order DuckDB's threads meet the rows, and last-bit differences
 -- of class truths flip tied ranks). Ranks are 1-based ordinal ranks, 1 = best, ties broken by the point's smallest
 -- scored arch id (rep).
--- Parameters: $space, $metric, $protocol, $estimators (VARCHAR[]),
+-- Parameters: $space, $metric, $protocol, $post_deiso (BOOLEAN), $estimators (VARCHAR[]),
 --             $epochs (INTEGER[], empty = all), $seeds (INTEGER[], empty = all)
 WITH grouped AS (
     SELECT arch_id,
@@ -35,7 +38,9 @@ sel AS (
 ),
 points AS (
     SELECT sel.estimator, sel.config_hash, sel.epoch, g.grp,
-           list_avg(list(sel.score ORDER BY sel.arch_id)) AS score, min(sel.arch_id) AS rep, count(*) AS members
+           CASE WHEN $post_deiso THEN list_avg(list(sel.score ORDER BY sel.arch_id))
+                ELSE arg_min(sel.score, sel.arch_id) END AS score,
+           min(sel.arch_id) AS rep, count(*) AS members
     FROM sel JOIN grouped g ON g.arch_id = sel.arch_id
     WHERE sel.score IS NOT NULL AND isfinite(sel.score)
     GROUP BY sel.estimator, sel.config_hash, sel.epoch, g.grp
