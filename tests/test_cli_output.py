@@ -197,3 +197,12 @@ def test_training_prints_steps_every_30_seconds():
     assert "epoch 1/2: loss 2.0000 lr 0.05 (100.0s)" in lines
     times = [t for t, _ in prog.printed]
     assert max(b - a for a, b in zip(times, times[1:])) <= 30
+
+
+def test_table_title_keeps_brackets():
+    from estbench.report.render import render
+
+    text = render(
+        ["a long column name, wider than the title"], [[1]], "table", title="os_acc [ens 5] vs c10", width=160
+    )
+    assert "os_acc [ens 5] vs c10" in text

@@ -89,3 +89,10 @@ BIAS_HELP = (
 )
 ByOpt: Any = typer.Option("flops", "--by", help="Complexity measure of the groups: flops or params (stored scores).")
 GroupsOpt: Any = typer.Option(5, "--groups", help="Number of complexity groups (quantiles; tied values share one).")
+
+
+VARIANCE_HELP = (
+    "Variance diagnostics of one-shot and zero-shot estimators over the stored scores (paper Sec. 4.1, 5.3, "
+    "6.1, A.3.1, Table A11): validation batches, ranking stability, forgetting, gradient similarity, quality "
+    "against training epoch."
+)

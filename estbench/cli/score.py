@@ -47,6 +47,11 @@ def score(
         "--ensemble",
         help="One-shot temporal ensemble: average the weights of the last K checkpoints (paper Sec. 6.1).",
     ),
+    gradsim: int | None = typer.Option(
+        None,
+        "--gradsim",
+        help="Gradient similarity instead of os_acc/os_loss for the --ose runs (paper A.3.1): P random pairs of the archs the run's sampler trains (drawn per --seed, default 20; the same pairs at every --epoch), per pair and layer (stem, cells S1C0.., reductions S2R/S3R, classifier) the cosine of the two archs' CE gradients on the parameters both use, on ONE fixed batch of --batch-size training images (--data-seed; --batches does not apply), BN batch statistics. Stored in table gradsim; see `estbench variance gradsim`.",
+    ),
     archs: str = ArchsOpt,
     seed: List[int] | None = seed_option(
         "Init seed of zero-shot networks (repeatable; paper: 20 2020 202020) [default: 20]."
@@ -58,7 +63,7 @@ def score(
     weights: str = typer.Option(
         "fresh",
         "--weights",
-        help="Zero-shot weights: fresh (a seeded standalone network per arch) or supernet-init (candidates of one random supernet per seed, the paper's code).",
+        help="Zero-shot weights: fresh (a seeded standalone network per arch), supernet-init (candidates of one random supernet per seed, the paper's code), or supernet:RUN@EPOCH (candidates of training run RUN's supernet at that checkpoint epoch; several as @0,10,50; supernet:RUN = every checkpoint epoch; @0 without a checkpoint = the run's initialisation rebuilt from its seed; rows carry epoch = EPOCH and seed = the run's training seed, so --seed does not apply; vote is not computed on them).",
     ),
     input_kind: str = typer.Option(
         "cifar10", "--input", help="cifar10 (fixed unaugmented training batches), noise-uniform or noise-gaussian."
@@ -94,15 +99,22 @@ def score(
     batch's value and the pass's wall time are stored. vote (the paper's pairwise
     majority of experts: archs beaten) and vote_borda (their mean percent rank) are
     computed from the experts' stored scores. Resumable: keys already in the store
-    are skipped, so rerunning a killed run computes only what is missing."""
+    are skipped, so rerunning a killed run computes only what is missing.
+
+    --gradsim P turns --ose scoring into the gradient-similarity probe: no os_acc /
+    os_loss, one row per pair and layer in table gradsim (analysis: `estbench
+    variance gradsim`)."""
     from dataclasses import replace
 
     from estbench.runs import OneShotEval, ScoreRequest, ZeroShotConfig, score
+    from estbench.runs.gradsim import check_options as check_gradsim_options
     from estbench.runs.selection import check_archs_spec
+    from estbench.runs.zeroshot import check_weights_request
     from estbench.spaces import get_space
     from estbench.threads import set_threads
 
     check_archs_spec(get_space(space), archs)  # bad input is refused before the store is opened (or created)
+    check_gradsim_options(gradsim, list(ose or []), list(seed or [20]), archs, bn, ensemble)
     zcfg = ZeroShotConfig(
         batch_size=batch_size, n_batches=batches, input=input_kind, init=weights, dtype=dtype, device=device,
         data_seed=data_seed, tf32=tf32, c=c, n=n, num_classes=num_classes, chunk_size=_or(chunk_size, 20),
@@ -119,7 +131,9 @@ def score(
         structural_chunk=_or(chunk_size, 5000), data_dir=data_dir,
         vote_experts=tuple(e.strip() for e in vote_experts.split(",")) if vote_experts else None,
     )  # fmt: skip
+    check_weights_request(weights, list(request.estimators), list(seed or []))  # trained weights' refusals
     request = replace(request, threads=set_threads(threads))  # before torch does any work
+    request = replace(request, gradsim_pairs=gradsim)
     with open_store(store, init=init) as st, Progress() as prog:
         summaries = score(st, request, prog, warn=prog.warn)
     _print_summaries(summaries)

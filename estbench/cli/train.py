@@ -44,6 +44,19 @@ def train(
         None, "--checkpoint-every", help="Checkpoint every K epochs (and at the end) [preset]."
     ),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    probe_forgetting: int = typer.Option(
+        0,
+        "--probe-forgetting",
+        help="Forgetting probe (paper Sec. 5.3, Fig. A14): N probed steps per epoch, the middle steps of N equal "
+        "slices (every step if N >= steps); 0 = off. Read with `estbench variance forgetting`. Changes no "
+        "weight; may be changed at --resume.",
+    ),
+    probe_batch: int = typer.Option(
+        64,
+        "--probe-batch",
+        help="Validation images of the probe's one fixed batch (seeded by the run's seed; cpu-small trains on "
+        "batches of 64, so BN sees as many images as in training).",
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run from its last checkpoint (same result as an uninterrupted run)."
     ),
@@ -61,9 +74,19 @@ def train(
     stops improving for the patience, gradient clip 5, dropout 0.1, CIFAR-10 train split
     80/20, crop+flip augmentation. Checkpoints are written atomically and recorded in
     the store with per-epoch loss, lr and time. Then score archs with
-    `estbench score --ose RUN`."""
+    `estbench score --ose RUN`.
+
+    --probe-forgetting N: at N steps of each epoch, right after the optimiser step, the
+    architecture just trained (the step's first: of its MC samples, of FairNAS's set)
+    is evaluated on one fixed batch of --probe-batch validation images (held out from
+    training; BN with batch statistics, no gradient, as `score --ose` does by default):
+    acc_after_step; after the epoch's last step the same architecture on the same batch
+    again: acc_after_epoch. Rows go to the `forgetting` table; the probe touches no
+    weight, BN statistic or random stream, so the run trains bit-identically with or
+    without it, and --resume may switch it on, off or change it. Its cost is the 2N
+    forward passes, counted in the epoch's seconds (benchmarks/bench_forgetting.py)."""
     from estbench.data.lookup import DataDir
-    from estbench.estimators.oneshot.train import preset_config
+    from estbench.estimators.oneshot.train import ForgettingProbe, preset_config
     from estbench.runs.train import check_run_name, runs_dir_for, train_run
     from estbench.runs.zeroshot import check_device
     from estbench.spaces import get_space
@@ -78,6 +101,7 @@ def train(
         batch_size=batch_size, lr=lr, train_images=train_images, checkpoint_every=checkpoint_every, device=device,
     )  # fmt: skip
     cfg = preset_config(sp, preset, **overrides)
+    probe = ForgettingProbe(probe_forgetting, probe_batch)
     store_path = store or default_store_path()
     rdir = runs_dir_for(store_path, runs_dir)
     n_threads = set_threads(threads)  # before torch does any work
@@ -96,12 +120,19 @@ def train(
             on_epoch=prog.on_epoch,
             on_step=prog.on_step,
             threads=n_threads,
+            probe=probe,
         )
     typer.echo(
         f"run {run}: {out.epochs_done} epochs, checkpoints at {', '.join(map(str, out.checkpoints))} in {out.run_dir} "
         f"({out.seconds:.0f}s this session)",
         err=True,
     )
+    if out.probes:
+        typer.echo(
+            f"forgetting probes: {out.probes} rows this session; see estbench variance forgetting --space {sp.name} "
+            f"--run {run}",
+            err=True,
+        )
 
 
 def _warn_other_threads(store, space: str, run: str, threads: int, warn) -> None:

@@ -118,7 +118,7 @@ def _table(cols, rows, title, digits, width: int | None = None) -> str:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=escape(title) if title else None, show_lines=False)  # "[...]" in a title is text too
     for i, c in enumerate(cols):
         numeric = any(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows)
         table.add_column(escape(c), justify="right" if numeric else "left")

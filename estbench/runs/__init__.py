@@ -40,6 +40,7 @@ class ScoreRequest:
     vote_experts: tuple[str, ...] | None = None
     data_dir: str | None = None
     threads: int | None = None  # torch CPU threads, set by the caller (estbench.threads); None: torch's own
+    gradsim_pairs: int | None = None  # P: the one-shot runs get gradient similarity (runs.gradsim), not os_acc/loss
 
 
 def score(
@@ -57,6 +58,7 @@ def score(
     from estbench.spaces import get_space
 
     space = get_space(request.space)
+    _check_gradsim(request)
     metas = {n: ESTIMATORS.meta(n) for n in request.estimators}
     if not metas and not request.one_shot_runs:
         raise BadInput(
@@ -88,11 +90,32 @@ def score(
         job = ZeroShotJob(store, space, zero_shot, list(request.seeds), request.zero_shot, data)
         summaries += run_job(store, space.name, job, ids, progress, threads, warn)
     for run in request.one_shot_runs:
+        if request.gradsim_pairs is not None:
+            summaries += _score_gradsim(store, space, run, request, data, progress, threads)
+            continue
         job = OneShotJob(store, space, run, list(request.epochs), request.one_shot, data)
         summaries += run_job(store, space.name, job, ids, progress, threads, warn)
     if derived:
         summaries += score_vote(store, space.name, experts, _vote_filter(request.zero_shot, space), derived)
     return summaries
+
+
+def _check_gradsim(request: ScoreRequest) -> None:
+    from estbench.runs.gradsim import check_options
+
+    ev = request.one_shot
+    check_options(request.gradsim_pairs, request.one_shot_runs, request.seeds, request.archs, ev.bn, ev.ensemble)
+
+
+def _score_gradsim(store, space, run, request: ScoreRequest, data, progress, threads) -> list[ScoreSummary]:
+    """Gradient similarity of ``run``: one config per --seed (each seed draws its pairs)."""
+    from estbench.runs.gradsim import GradsimConfig, score_gradsim
+
+    ev = request.one_shot
+    cfgs = [
+        GradsimConfig(request.gradsim_pairs, ev.batch_size, seed, ev.data_seed, ev.device) for seed in request.seeds
+    ]
+    return score_gradsim(store, space, run, list(request.epochs), cfgs, data, progress, threads)
 
 
 def _vote_filter(cfg: ZeroShotConfig, space) -> dict:

@@ -1,7 +1,8 @@
 """Training runs: a supernet trained as a named run recorded in the store.
 
 The store is opened only for short writes while a supernet trains (run registration,
-one row per epoch with its checkpoint), so analyses can read it between epochs. While
+one row per epoch with its checkpoint, and the epoch's forgetting probes when
+``--probe-forgetting`` is on), so analyses can read it between epochs. While
 a run trains, its ``running`` row (this host, a live pid) is its lock: a second
 ``train`` of the same run is refused with one line."""
 
@@ -51,6 +52,7 @@ class TrainOutcome:
     checkpoints: list[int]
     seconds: float
     resumed_from: int = 0  # the checkpoint epoch this session continued from
+    probes: int = 0  # forgetting probe rows this session recorded
 
 
 def _register(
@@ -141,6 +143,7 @@ def train_run(
     on_epoch: Callable | None = None,
     on_step: Callable | None = None,
     threads: int | None = None,
+    probe=None,
 ) -> TrainOutcome:
     """Train (or resume) the supernet run ``name``; refuse a name used with another config.
 
@@ -148,17 +151,40 @@ def train_run(
     checkpoint) is checked before the store records anything, so a refused command
     leaves the store as it was. A resume continues from the last checkpoint; when the
     run was killed before its first checkpoint it restarts from epoch 0, and the epochs
-    a killed attempt recorded after its last checkpoint are dropped (``reopen_run``)."""
+    a killed attempt recorded after its last checkpoint are dropped (``reopen_run``).
+
+    ``probe`` (a ``ForgettingProbe``; off by default): each epoch's probe rows are
+    written (``put_forgetting``, replacing any of that epoch) right after its last step,
+    before its checkpoint file and its ``train_epochs`` row. So a kill at any point
+    leaves the table exact: before the checkpoint the epoch is trained again on resume
+    and its rows rewritten, after it they are already stored. The probe is no training
+    setting (not in the run's config, the checkpoint or the one-shot config hash): a
+    resume may switch it on, off or change it, and always deletes the probes of the
+    epochs it trains again, so none of a killed attempt's rows survive unreplaced."""
     from estbench.data.cifar10 import load_cifar10
-    from estbench.estimators.oneshot.train import split_indices, train_supernet
+    from estbench.estimators.oneshot.train import probe_batch, split_indices, train_supernet
 
     check_run_name(name)
     run_dir = runs_dir / space.name / name
     images = load_cifar10(data, "train")
     split_indices(cfg, len(images))  # too many --train-images: refused before the run is recorded
+    probing = probe is not None and probe.on
+    if probing:
+        from estbench.runs.selection import ensure_archs
+
+        probe_batch(cfg, probe, images)  # a --probe-batch larger than the validation split: refused now
+        ensure_archs(store, space, data)  # probe rows name architectures by their id
+        arch_ids = {space.parse(s): i for i, s in enumerate(store.arch_strings(space.name))}
     config = {**cfg.as_dict(), "run_dir": str(run_dir)}
     start = time.perf_counter()
     claim: dict = {}
+    probed = [0]
+
+    def probes_done(epoch: int, rows) -> None:
+        store.put_forgetting(
+            space.name, name, epoch, [(arch_ids[r.arch], r.step, r.acc_after_step, r.acc_after_epoch) for r in rows]
+        )
+        probed[0] += len(rows)
 
     def epoch_done(stats) -> None:
         ckpt = list_checkpoints(run_dir).get(stats.epoch)
@@ -169,14 +195,16 @@ def train_run(
     status, state = "interrupted", None
     try:
         _, state = _register(store, space, name, cfg, config, run_dir, resume, threads, claim)
+        store.drop_forgetting_after(space.name, name, 0 if state is None else state["epoch"])
         stats = train_supernet(
-            cfg, space, images, run_dir, resume=resume, on_epoch=epoch_done, on_step=on_step, state=state
-        )
+            cfg, space, images, run_dir, resume=resume, on_epoch=epoch_done, on_step=on_step, state=state,
+            probe=probe if probing else None, on_probes=probes_done,
+        )  # fmt: skip
         status = "done"
     finally:
         if "run_id" in claim:  # a no-op unless this process runs the row (see finish_run)
             store.finish_run(claim["run_id"], status)
     resumed_from = 0 if state is None else state["epoch"]
     return TrainOutcome(
-        run_dir, len(stats), sorted(list_checkpoints(run_dir)), time.perf_counter() - start, resumed_from
+        run_dir, len(stats), sorted(list_checkpoints(run_dir)), time.perf_counter() - start, resumed_from, probed[0]
     )

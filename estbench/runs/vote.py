@@ -26,7 +26,12 @@ the request. For every family, each requested rule is recomputed over the archs 
 experts scored and written, with its run id, in place of that family's previous rows of
 that rule (it depends on the whole population). A rule's config settings are
 ``{"space", "experts"}`` plus, for ``vote``, ``"rule": "copeland"``, so the two rules'
-configs never share settings (their hashes also differ by the estimator name)."""
+configs never share settings (their hashes also differ by the estimator name).
+
+Trained weights (``--weights supernet:RUN@EPOCH``) are refused with one line: the rules
+read epoch 0 only, and voting at another epoch would need an epoch parameter in
+``Store.vote_values`` / ``vote_ranks`` and a replace of one epoch's rows (``replace_scores``
+replaces every epoch of a config)."""
 
 from __future__ import annotations
 
@@ -147,9 +152,13 @@ def score_vote(
 ) -> list[ScoreSummary]:
     """(Re)compute the rules ``names`` (``vote``, ``vote_borda``) for every matching
     family of expert configs; both rules of one family use the same experts and archs."""
+    from estbench.runs.zeroshot import TRAINED_VOTE, trained_weights
+
     unknown = [n for n in names if n not in RULES]
     if unknown:
         raise BadInput(f"not a vote rule: {', '.join(unknown)} (known: {', '.join(RULES)})")
+    if isinstance(want.get("init"), str) and trained_weights(want["init"]) is not None:
+        raise BadInput(TRAINED_VOTE)  # its experts are read at epoch 0 only (sql/vote_experts.sql)
     summaries = []
     for family in vote_families(store, space, experts, want):
         listed = sorted(f"{n}:{h}" for n, h in family.items())

@@ -200,6 +200,14 @@ class SearchSpace:
         """What a supernet checkpoint records about the space besides its name."""
         return {}
 
+    def supernet_layers(self, supernet: nn.Module) -> dict[str, list[str]]:
+        """Layer name -> the names of its parameters, in network order: the units of the
+        gradient-similarity probe. Default: one layer per top-level module."""
+        groups: dict[str, list[str]] = {}
+        for name, _ in supernet.named_parameters():
+            groups.setdefault(name.partition(".")[0], []).append(name)
+        return groups
+
     def candidate(self, supernet: nn.Module, arch: Arch, bn: bool = True) -> nn.Module:
         """``arch`` as a plain ``net(x)`` view of ``supernet`` (zero-shot scoring of
         supernet candidates); ``bn=False`` bypasses its BatchNorms."""

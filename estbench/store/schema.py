@@ -131,6 +131,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE vote_rehash;
         """,
     ),
+    (
+        6,
+        "variance probes: forgetting (train --probe-forgetting) and gradsim (score --gradsim)",
+        """
+        CREATE TABLE forgetting (
+            space VARCHAR NOT NULL, run_name VARCHAR NOT NULL, epoch INTEGER NOT NULL,
+            arch_id INTEGER NOT NULL, step INTEGER NOT NULL,
+            acc_after_step DOUBLE, acc_after_epoch DOUBLE,
+            PRIMARY KEY (space, run_name, epoch, arch_id, step));
+        CREATE TABLE gradsim (
+            space VARCHAR NOT NULL, run_name VARCHAR NOT NULL, epoch INTEGER NOT NULL,
+            config_hash VARCHAR NOT NULL, pair INTEGER NOT NULL, arch_a INTEGER NOT NULL,
+            arch_b INTEGER NOT NULL, layer VARCHAR NOT NULL, cosine DOUBLE,
+            PRIMARY KEY (space, run_name, epoch, config_hash, pair, layer));
+        """,
+    ),
 ]
 
 

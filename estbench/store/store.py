@@ -20,6 +20,8 @@ from estbench.errors import BadInput, StoreError
 from estbench.store.analysis import AnalysisMixin
 from estbench.store.connection import connect, damaged, first_line, is_damage, is_store_failure, open_error
 from estbench.store.export import ExportMixin
+from estbench.store.forgetting import ForgettingMixin
+from estbench.store.gradsim import GradsimMixin
 from estbench.store.rows import SCORE_COLUMNS, ScoreRow
 from estbench.store.runs import RunsMixin
 from estbench.store.schema import MIGRATIONS, check_schema, verify_readable
@@ -32,7 +34,7 @@ def default_store_path() -> str:
     return os.environ.get("ESTBENCH_STORE") or DEFAULT_STORE
 
 
-class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin):
+class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin, GradsimMixin):
     """A DuckDB store; ``read_only`` for analyses. Usable as a context manager.
 
     A writable open of a DuckDB file that has tables but is no estbench store is refused

@@ -7,6 +7,14 @@ when the epoch's average training loss has not decreased for ``lr_patience`` epo
 optimizer, scheduler, every RNG), so ``resume=True`` continues bit-identically on the
 same device.
 
+The forgetting probe (paper Sec. 5.3, Fig. A14; ``ForgettingProbe``, off by default)
+measures, at N steps of every epoch, the accuracy of the architecture trained at that
+step on one fixed validation batch right after the step, and again after the epoch. It
+only reads the model (``os_scores``: no gradient, BN with batch statistics, running
+statistics, modes and buffers restored), consumes neither the data nor the sampler
+stream, and is not part of the config or the checkpoint: weights, losses and resume are
+bit-identical with and without it, and it may be switched on, off or changed at a resume.
+
 Training presets belong to the space (``space.presets``; the cell spaces' are in
 ``spaces/cell/presets.py``); ``preset_config`` applies one. The trainer only calls the
 search-space protocol: ``space.supernet``, ``space.make_sampler``, ``space.checkpoint_info``.
@@ -27,17 +35,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from estbench.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, ImageSet, train_valid_split
+from estbench.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD, ImageSet, fixed_batches, train_valid_split
 from estbench.errors import BadInput, EstbenchError, UnknownName
 from estbench.estimators.oneshot.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint, save_checkpoint
+from estbench.estimators.oneshot.evaluate import os_scores
 from estbench.spaces.base import SearchSpace
 
-__all__ = ["TrainConfig", "EpochStats", "train_supernet", "resume_state", "list_checkpoints", "load_checkpoint"]
+__all__ = [
+    "TrainConfig", "EpochStats", "ForgettingProbe", "ProbeRow", "train_supernet", "resume_state", "probe_steps",
+    "list_checkpoints", "load_checkpoint",
+]  # fmt: skip
 
 PAD = 4  # random-crop padding of the standard CIFAR augmentation
 # fields a resumed run may change; any other difference from the checkpoint is an error
 RESUMABLE_CHANGES = ("epochs", "checkpoint_every", "device")
 MAX_SEED = 2**31 - 1
+PROBE_STREAM = 3  # seed stream of the probe's validation batch (1: data, 2: sampler)
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,45 @@ class EpochStats:
     steps: int
 
 
+@dataclass(frozen=True)
+class ForgettingProbe:
+    """The forgetting probe (paper Sec. 5.3, Fig. A14): ``probes`` steps per epoch
+    (``probe_steps``; 0 = off), each architecture evaluated on one fixed batch of
+    ``batch_size`` validation images (``probe_batch``). Not a training setting."""
+
+    probes: int = 0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.probes < 0:
+            raise BadInput(f"--probe-forgetting {self.probes}: must be 0 (off) or a number of probes per epoch")
+        if self.batch_size < 1:
+            raise BadInput(f"--probe-batch {self.batch_size}: must be at least 1")
+
+    @property
+    def on(self) -> bool:
+        return self.probes > 0
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One probe: the architecture trained at ``step`` (0-based within the epoch), its
+    accuracy on the probe batch right after that step and after the epoch's last step."""
+
+    step: int
+    arch: Any
+    acc_after_step: float
+    acc_after_epoch: float
+
+
+def probe_steps(probes: int, steps: int) -> list[int]:
+    """The probed steps of an epoch of ``steps`` steps: the middle steps of ``probes``
+    equal slices, floor((2i + 1) * steps / (2 * probes)) for i < probes (distinct; every
+    step when probes >= steps). They depend on nothing but the two counts."""
+    n = min(probes, steps)
+    return [((2 * i + 1) * steps) // (2 * n) for i in range(n)] if n > 0 else []
+
+
 # ---- data --------------------------------------------------------------------------
 def split_indices(cfg: TrainConfig, n_images: int) -> tuple[np.ndarray, np.ndarray]:
     """(train, valid) image indices: the seeded 80/20 split, the training part cut to a
@@ -128,6 +180,17 @@ def split_indices(cfg: TrainConfig, n_images: int) -> tuple[np.ndarray, np.ndarr
         pick = np.random.default_rng([cfg.split_seed, 1]).choice(len(train), cfg.train_images, replace=False)
         train = np.sort(train[pick])
     return train, valid
+
+
+def probe_batch(cfg: TrainConfig, probe: ForgettingProbe, images: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe's fixed batch: ``probe.batch_size`` unaugmented validation images (the
+    held-out part of ``split_indices``, never trained on), drawn with a seed derived from
+    the run's seed only, so every epoch and every resumed session of a run uses the same
+    images. BadInput when the validation part is smaller than the batch."""
+    _, valid = split_indices(cfg, len(images))
+    if probe.batch_size > len(valid):
+        raise BadInput(f"--probe-batch {probe.batch_size}: the validation split holds only {len(valid)} images")
+    return fixed_batches(images, probe.batch_size, 1, _derived_seed(cfg.seed, PROBE_STREAM), indices=valid)[0]
 
 
 class TrainBatches:
@@ -183,12 +246,17 @@ def train_supernet(
     on_epoch: Callable[[EpochStats], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     state: dict[str, Any] | None = None,
+    probe: ForgettingProbe | None = None,
+    on_probes: Callable[[int, list[ProbeRow]], None] | None = None,
 ) -> list[EpochStats]:
     """Train the supernet of ``space`` on the training part of ``images`` up to
     ``cfg.epochs``; returns the stats of every epoch (resumed ones included).
     ``on_step(epoch, step, loss)`` is called after every step (epoch 1-based).
     ``resume``: continue from ``state`` (a checkpoint from ``resume_state``), by default
-    the last checkpoint in ``run_dir``; from scratch when there is none."""
+    the last checkpoint in ``run_dir``; from scratch when there is none.
+    ``probe`` (on): ``on_probes(epoch, rows)`` gets each epoch's ``ProbeRow``s after its
+    last step and before its checkpoint is written (a kill after the checkpoint cannot
+    lose them; one before it retrains the epoch, and the probe with it)."""
     run_dir = Path(run_dir)
     existing = list_checkpoints(run_dir)
     if existing and not resume:
@@ -217,10 +285,17 @@ def train_supernet(
     train_idx, _ = split_indices(cfg, len(images))
     batches = TrainBatches(images, train_idx, cfg, data_gen)
     sampler = space.make_sampler(cfg.sampler, sampler_rng)
+    probing = probe is not None and probe.on
+    if probing:
+        fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        px, py = probe_batch(cfg, probe, images)
+        pbatch = (px.to(device).contiguous(memory_format=fmt), py.to(device))
+        at = set(probe_steps(probe.probes, len(batches)))
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         loss_sum, seen = 0.0, 0
+        probed: list[tuple[int, Any, float]] = []
         model.train()
         for step, (x, y) in enumerate(batches.epoch()):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -228,10 +303,17 @@ def train_supernet(
             loss = _train_step(model, opt, x, y, archs, cfg.grad_clip)
             if not math.isfinite(loss):
                 raise EstbenchError(f"supernet training diverged: loss {loss} at epoch {epoch}, step {step}")
+            if probing and step in at:  # the first architecture of the step (of its MC samples)
+                probed.append((step, archs[0], _probe_accuracy(model, [archs[0]], pbatch)[0]))
             loss_sum += loss * len(y)
             seen += len(y)
             if on_step:
                 on_step(epoch, step, loss)
+        if probing:
+            after = _probe_accuracy(model, [a for _, a, _ in probed], pbatch)
+            rows = [ProbeRow(s, a, acc, acc2) for (s, a, acc), acc2 in zip(probed, after)]
+            if on_probes:
+                on_probes(epoch, rows)
         sched.step(loss_sum / seen)
         stats.append(EpochStats(epoch, loss_sum / seen, lr, time.perf_counter() - t0, len(batches)))
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
@@ -257,6 +339,13 @@ def _train_step(model: nn.Module, opt, x: torch.Tensor, y: torch.Tensor, archs: 
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
     return total.item() / len(archs)
+
+
+def _probe_accuracy(model: nn.Module, archs: list, batch: tuple[torch.Tensor, torch.Tensor]) -> list[float]:
+    """The accuracy of each of ``archs`` on ``batch`` as one-shot scoring computes it by
+    default (``os_scores`` with bn='train': batch statistics, no gradient, dropout off;
+    the model's modes, BN flags and buffers are restored afterwards)."""
+    return [acc for _, _, acc, _, _ in os_scores(model, archs, [batch], bn="train")] if archs else []
 
 
 # ---- seeds and RNG states ------------------------------------------------------------

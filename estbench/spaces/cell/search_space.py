@@ -122,5 +122,31 @@ class CellSearchSpace(SearchSpace):
 
         return supernet_settings(weights)
 
+    def supernet_layers(self, supernet: nn.Module) -> dict[str, list[str]]:
+        """NB201 naming (paper A.3.1): ``stem``; the normal cells ``S{stage}C{cell}``, cells
+        numbered over the whole network (N=5: S1C0..S1C4, S2C5..S2C9, S3C10..S3C14); the
+        reduction blocks ``S2R``, ``S3R`` that open stages 2 and 3; ``classifier`` (the
+        final BN and the linear layer)."""
+        from estbench.spaces.cell.supernet import CellSupernet
+
+        if not isinstance(supernet, CellSupernet):
+            return super().supernet_layers(supernet)
+        names, cell = [], 0
+        for stage in (1, 2, 3):
+            if stage > 1:
+                names.append(f"S{stage}R")
+            for _ in range(supernet.n):
+                names.append(f"S{stage}C{cell}")
+                cell += 1
+        groups: dict[str, list[str]] = {}
+        for name, _ in supernet.named_parameters():
+            top, _, rest = name.partition(".")
+            if top == "cells":
+                layer = names[int(rest.split(".")[0])]
+            else:
+                layer = "classifier" if top in ("lastact", "classifier") else top
+            groups.setdefault(layer, []).append(name)
+        return groups
+
     def checkpoint_info(self) -> dict[str, Any]:
         return {"ops": list(self.cell.ops)}
