@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_zeroshot.py
 	$(BIN)/python benchmarks/bench_bias.py
+	$(BIN)/python benchmarks/bench_variance.py
 
 # + flat memory over 1,000 zero-shot archs, one-shot step/eval cost, random-arch ratios,
 # default threads next to a busy process vs idle (train epoch, 20 zero-shot archs).
@@ -56,6 +57,7 @@ bench-all: bench
 	$(BIN)/python benchmarks/bench_zeroshot_memory.py --archs 1000 --batch-size 4
 	$(BIN)/python benchmarks/bench_oneshot.py
 	$(BIN)/python benchmarks/bench_threads.py
+	$(BIN)/python benchmarks/bench_forgetting.py --repeats 1
 
 # Kill `score` and `train` 20 times each at random points; reruns must complete with one
 # row per key, truthful run rows and bit-identical results (a few minutes on 2 cores).

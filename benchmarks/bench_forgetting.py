@@ -20,7 +20,7 @@ it (accuracy steps of 1/32 instead of 1/64; BN then normalises over 32 images).
 steps, so the measured ratio is not the full epoch's: the projection line scales the
 in-run probe and step costs to 313 steps and 50 probes.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_forgetting.py [--repeats 3] [--probe-batch 64]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_forgetting.py [--repeats 3] [--probe-batch 32]
     .venv/bin/python benchmarks/bench_forgetting.py --train-images 640 --repeats 1   # quick check
 """
 
@@ -43,7 +43,7 @@ FULL_STEPS, FULL_PROBES = 313, 50
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--probes", type=int, default=FULL_PROBES, help="--probe-forgetting N [50]")
-    ap.add_argument("--probe-batch", type=int, default=64, help="--probe-batch [64]")
+    ap.add_argument("--probe-batch", type=int, default=32, help="--probe-batch [32]")
     ap.add_argument("--train-images", type=int, default=None, help="quick check: fewer images [preset: 20,000]")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)

@@ -32,6 +32,8 @@ TARGET = 5.0
 
 # ---- the cases: every `estbench variance` command to time; add new analyses here --------
 CASES = [
+    # epochs (Table A11 layout: every scored epoch)
+    ["variance", "epochs"],
     # batches (Sec. 4.1, Fig. 3, A3)
     ["variance", "batches"],
     ["variance", "batches", "--protocol", "iso"],

@@ -137,7 +137,7 @@ class ForgettingProbe:
     ``batch_size`` validation images (``probe_batch``). Not a training setting."""
 
     probes: int = 0
-    batch_size: int = 64
+    batch_size: int = 32
 
     def __post_init__(self) -> None:
         if self.probes < 0:
