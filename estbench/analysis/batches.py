@@ -27,8 +27,7 @@ import numpy as np
 
 from estbench.analysis.complexity import kendall_b
 from estbench.analysis.criteria import compute_criteria, format_k
-from estbench.analysis.points import PointSet, check_inputs, split_points
-from estbench.store.sql import load_sql
+from estbench.analysis.points import PointSet, query_points, split_points
 from estbench.store.store import Store
 
 
@@ -92,13 +91,9 @@ def load_batch_points(
     """The b-batch point sets of every group with B >= 2, in (estimator, config, epoch)
     order; validates the names first (BadInput)."""
     with store.session():
-        names = check_inputs(store, space, metric, protocol, list(estimators or []))
-        params = {
-            "space": space, "metric": metric, "protocol": protocol, "post_deiso": bool(post_deiso),
-            "estimators": names, "epochs": [int(e) for e in epochs or []], "seeds": [int(s) for s in seeds or []],
-        }  # fmt: skip
-        rows = store._numpy(load_sql("batch_points"), params, "building batch point sets")
-        stats = store.group_stats({k: params[k] for k in ("space", "estimators", "epochs", "seeds")})
+        _, rows, stats = query_points(
+            store, space, metric, protocol, estimators, epochs, seeds, post_deiso, "batch_points"
+        )
     out: list[BatchGroup] = []
     b = rows["b"].astype(np.int64)
     for lo, hi in runs_of(rows, ("estimator", "config_hash", "epoch", "b")):

@@ -110,15 +110,21 @@ def load_points(
     return split_points(rows, stats)
 
 
-def query_points(store, space, metric, protocol, estimators, epochs, seeds, post_deiso):
-    """(estimator names, the rows of ``points.sql``, the group statistics), after the
-    name checks; call inside ``store.session()`` to use one connection."""
+def query_points(store, space, metric, protocol, estimators, epochs, seeds, post_deiso, sql: str = "points"):
+    """(estimator names, the rows of ``sql`` (``points.sql``, or a variant with the same
+    parameters such as ``batch_points`` / ``seed_points``), the group statistics), after
+    the name checks; call inside ``store.session()`` to use one connection."""
+    from estbench.store.sql import load_sql
+
     names = check_inputs(store, space, metric, protocol, list(estimators or []))
     params = {
         "space": space, "metric": metric, "protocol": protocol, "post_deiso": bool(post_deiso),
         "estimators": names, "epochs": [int(e) for e in epochs or []], "seeds": [int(s) for s in seeds or []],
     }  # fmt: skip
-    rows = store.criteria_points(params)
+    if sql == "points":
+        rows = store.criteria_points(params)
+    else:
+        rows = store._numpy(load_sql(sql), params, f"building {sql.replace('_', ' ')}")
     stats = store.group_stats({k: params[k] for k in ("space", "estimators", "epochs", "seeds")})
     return names, rows, stats
 

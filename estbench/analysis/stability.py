@@ -31,8 +31,7 @@ import numpy as np
 
 from estbench.analysis.batches import runs_of
 from estbench.analysis.criteria import compute_criteria, criteria_from_arrays, format_k
-from estbench.analysis.points import PointSet, check_inputs, split_points
-from estbench.store.sql import load_sql
+from estbench.analysis.points import PointSet, query_points, split_points
 from estbench.store.store import Store
 
 
@@ -117,13 +116,9 @@ def load_seed_points(
     """(estimator, config, epoch) -> seed -> (its point set, each point's class id), from
     one query (``seed_points.sql``); validates the names first (BadInput)."""
     with store.session():
-        names = check_inputs(store, space, metric, protocol, list(estimators or []))
-        params = {
-            "space": space, "metric": metric, "protocol": protocol, "post_deiso": bool(post_deiso),
-            "estimators": names, "epochs": [int(e) for e in epochs or []], "seeds": [int(s) for s in seeds or []],
-        }  # fmt: skip
-        rows = store._numpy(load_sql("seed_points"), params, "building per-seed point sets")
-        stats = store.group_stats({k: params[k] for k in ("space", "estimators", "epochs", "seeds")})
+        _, rows, stats = query_points(
+            store, space, metric, protocol, estimators, epochs, seeds, post_deiso, "seed_points"
+        )
     out: dict[tuple[str, str, int], dict[int, tuple[PointSet, np.ndarray]]] = {}
     for lo, hi in runs_of(rows, ("estimator", "config_hash", "epoch", "seed")):
         part = {c: v[lo:hi] for c, v in rows.items()}
