@@ -15,7 +15,7 @@ Nothing here imports torch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -38,6 +38,7 @@ class Agreement:
     columns: np.ndarray  # (K, P) oriented values over the P points, NaN where a column has none
     metrics: list[str]  # the truth metrics, in column order
     loads: int = 1  # how many point loads it took (one, unless metrics cover different classes)
+    groups: list = field(default_factory=list)  # the PointSet of each estimator column, in column order
 
 
 def default_metrics(metrics: list[str]) -> list[str]:
@@ -167,4 +168,5 @@ def agreement(
         columns=columns,
         metrics=chosen,
         loads=len(loads),
+        groups=[g[0] for g in groups],
     )

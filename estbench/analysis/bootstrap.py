@@ -558,3 +558,19 @@ def common_points(a, b, classes_a: np.ndarray, classes_b: np.ndarray):
             )
         )  # fmt: skip
     return out[0], out[1]
+
+
+def add_intervals(groups, ks: tuple[float, ...], ci: float, resamples: int, seed: int) -> None:
+    """Set ``g.ci`` of every criteria group (``evaluate``) (a BadInput naming the first group with too few points)."""
+    from estbench.errors import BadInput
+    from estbench.report.tables import group_label
+
+    for g in groups:
+        if len(g.points) < MIN_POINTS:
+            raise BadInput(
+                f"--ci: {group_label(groups, g)} has {len(g.points)} points; a bootstrap interval needs at least "
+                f"{MIN_POINTS}"
+            )
+    draws = Resamples(resamples, seed)
+    for g in groups:
+        g.ci = criteria_intervals(g.points, ks, ci, draws)

@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from estbench.report.tables import protocol_title  # noqa: F401  (re-exported for the commands)
+
 StoreOpt: Any = typer.Option(
     None, "--store", envvar="ESTBENCH_STORE", help="DuckDB store file [default: estbench.duckdb]."
 )
@@ -38,14 +40,6 @@ PostDeisoOpt: Any = typer.Option(
     help="deiso protocols: a class's score is the mean over its scored members (the paper's post-deiso, "
     "Sec. 6.2) instead of its representative's (the smallest scored arch id, the paper's default).",
 )
-
-
-def protocol_title(protocol: str, post_deiso: bool) -> str:
-    """How the points were formed, for output headers."""
-    if protocol == "iso":
-        return "iso: every architecture a point"
-    score = "mean score of its scored members (post-deiso)" if post_deiso else "representative's score"
-    return f"{protocol}: one point per class, class-mean truth, {score}"
 
 
 ArchsOpt: Any = typer.Option(

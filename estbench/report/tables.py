@@ -56,16 +56,26 @@ def _mixed(groups) -> bool:
     return any(len(g.threads) > 1 for g in groups)
 
 
-def a9_rows(groups) -> tuple[list[str], list[list]]:
+def a9_rows(groups, intervals: str | None = None) -> tuple[list[str], list[list]]:
     """The paper's Table A9 columns, cost and exclusions; ``threads`` when a row mixes
-    scores computed with different thread counts."""
+    scores computed with different thread counts. With bootstrap intervals (``g.ci``),
+    ``intervals="text"`` makes each criterion cell ``value [lo, hi]`` (for people) and
+    ``intervals="columns"`` follows each criterion by ``<name>_lo`` and ``<name>_hi``."""
     mixed = _mixed(groups)
-    cols = ["estimator"] + [c for c, _ in TABLE_A9] + ["points", "excluded", "s/arch"] + ["threads"] * mixed
+    crit = [c for c, _ in TABLE_A9]
+    if intervals == "columns":
+        crit = [x for c in crit for x in (c, f"{c}_lo", f"{c}_hi")]
+    cols = ["estimator"] + crit + ["points", "excluded", "s/arch"] + ["threads"] * mixed
     rows = []
     for g in groups:
+        ci = (g.ci or {}) if intervals else {}
+        if intervals == "columns":
+            values = [v for _, k in TABLE_A9 for v in (g.values[k], *ci.get(k, (None, None)))]
+        else:
+            values = [interval_text(g.values[k], ci.get(k)) for _, k in TABLE_A9]
         rows.append(
             [group_label(groups, g)]
-            + [g.values[k] for _, k in TABLE_A9]
+            + values
             + [int(g.values["n"]), g.n_failed + g.n_nonfinite, g.seconds_per_arch]
             + [threads_text(g.threads)] * mixed
         )
@@ -140,3 +150,11 @@ def criteria_brief_rows(groups, ks: tuple[float, ...] = (0.05,)) -> tuple[list[s
             + [threads_text(g.threads)] * mixed
         )
     return cols, rows
+
+
+def protocol_title(protocol: str, post_deiso: bool) -> str:
+    """How the points were formed, for output headers."""
+    if protocol == "iso":
+        return "iso: every architecture a point"
+    score = "mean score of its scored members (post-deiso)" if post_deiso else "representative's score"
+    return f"{protocol}: one point per class, class-mean truth, {score}"

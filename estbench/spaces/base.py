@@ -76,6 +76,21 @@ def table_source(name: str, default_epoch: int = 200) -> TruthSource:
     )
 
 
+@dataclass(frozen=True)
+class CellGraph:
+    """One drawable graph of an architecture (a report draws it; spaces never import
+    matplotlib). ``nodes``: the node labels, in drawing order (left to right: inputs
+    first, output last); ``edges``: ``(source, target, op)`` with node positions, ``op``
+    the operation on the edge, or ``""`` for a plain connection in spaces whose ops sit
+    on the nodes (NB101: the node label carries the op); ``name``: which graph of the
+    architecture it is ("cell", or "normal" / "reduce" in DARTS-like spaces). An edge
+    whose op is ``none`` (the zero op) is kept: the drawer decides how to show it."""
+
+    name: str
+    nodes: tuple[str, ...]
+    edges: tuple[tuple[int, int, str], ...]
+
+
 class SearchSpace:
     """A benchmark search space. Subclasses implement the methods that raise
     NotImplementedError and set the class attributes."""
@@ -131,6 +146,12 @@ class SearchSpace:
         """How often each operation (or decision value) occurs in ``arch``, for tables of
         architectures; spaces without such a notion return {}."""
         return {}
+
+    def cell_graphs(self, arch_str: str) -> list[CellGraph]:
+        """The architecture as drawable graphs (one per cell type); [] when the space has
+        no drawing (the report then says so instead of drawing it). BadInput for a
+        malformed string."""
+        return []
 
     def mutation_pairs(self, arch_strs: list[str]) -> tuple[list[int], list[int], list[str]]:
         """Every ordered edit-distance-1 pair among ``arch_strs`` (positions in the list)

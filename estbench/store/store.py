@@ -231,6 +231,11 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
         self._write(work, "writing truth")
         return len(rows)
 
+    def estimator_kinds(self) -> dict[str, str]:
+        """The kind (structural, zeroshot, oneshot, ...) of every estimator with scores,
+        as recorded when its scores were written."""
+        return dict(self._rows("SELECT name, kind FROM estimators ORDER BY 1"))
+
     def metric_names(self, space: str) -> list[str]:
         return [r[0] for r in self._rows("SELECT metric FROM metrics WHERE space = ? ORDER BY 1", [space])]
 

@@ -136,26 +136,11 @@ def criteria(
         raise no_rows(st, space, truth, list(estimator or []), list(epoch or []), list(seed or []))
     title = f"{space} vs {truth} ({protocol_title(protocol, post_deiso)})"
     if ci is not None:
+        from estbench.analysis.bootstrap import add_intervals
+
         resamples, ci_seed = 1000 if resamples is None else resamples, ci_seed or 0
-        _add_intervals(groups, ks, ci, resamples, ci_seed)
+        add_intervals(groups, ks, ci, resamples, ci_seed)
         title += f"; {ci:g}% percentile bootstrap intervals, {resamples} resamples, seed {ci_seed}"
     cols, rows = criteria_rows(groups, ks)
     brief = None if all_columns else Rows(*criteria_brief_rows(groups, ks if k else (0.05,)), title=title)
     return Rows(cols, rows, title=title, brief=brief)
-
-
-def _add_intervals(groups, ks: tuple[float, ...], ci: float, resamples: int, seed: int) -> None:
-    """Set ``g.ci`` of every group (a BadInput naming the first group with too few points)."""
-    from estbench.analysis.bootstrap import MIN_POINTS, Resamples, criteria_intervals
-    from estbench.errors import BadInput
-    from estbench.report.tables import group_label
-
-    for g in groups:
-        if len(g.points) < MIN_POINTS:
-            raise BadInput(
-                f"--ci: {group_label(groups, g)} has {len(g.points)} points; a bootstrap interval needs at least "
-                f"{MIN_POINTS}"
-            )
-    draws = Resamples(resamples, seed)
-    for g in groups:
-        g.ci = criteria_intervals(g.points, ks, ci, draws)

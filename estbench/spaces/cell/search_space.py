@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from estbench.spaces.base import SearchSpace
+from estbench.spaces.base import CellGraph, SearchSpace
 from estbench.spaces.cell.presets import PRESETS
 from estbench.spaces.cell.samplers import SAMPLERS
 from estbench.spaces.cell.space import Arch, CellSpace
@@ -88,6 +88,13 @@ class CellSearchSpace(SearchSpace):
 
     def op_counts(self, arch: Arch) -> dict[str, int]:
         return {op: sum(1 for a in arch if a == op) for op in self.cell.ops}
+
+    def cell_graphs(self, arch_str: str) -> list[CellGraph]:
+        """One graph "cell": nodes 0 (input) .. n_nodes-1 (output), one edge j -> i per
+        pair j < i carrying its op (``none`` included), in string order."""
+        arch = self.parse(arch_str)
+        nodes = tuple(str(i) for i in range(self.cell.n_nodes))
+        return [CellGraph("cell", nodes, tuple((j, i, op) for (j, i), op in zip(self.cell.edges, arch)))]
 
     # ---- networks (torch imported only here) ------------------------------------
     def build(

@@ -1,0 +1,1 @@
+"""The report's sections, one module per topic; each registers with ``@section``."""
