@@ -1,6 +1,7 @@
-"""One renderer for rows. ``table`` is a rich table for people; ``csv``, ``json``,
-``markdown`` and ``latex`` print nothing but the rows (machine formats keep full
-precision, human formats round floats to ``digits``)."""
+"""One renderer for rows. ``table`` is a rich table for people; ``csv``, ``json`` and
+``markdown`` print nothing but the rows, ``latex`` a booktabs table that compiles as
+printed (with the title as its caption) (machine formats keep full precision, human
+formats round floats to ``digits``)."""
 
 from __future__ import annotations
 
@@ -90,24 +91,54 @@ _LATEX_ESC = {
     "{": r"\{",
     "}": r"\}",
     "~": r"\textasciitilde{}",
-    "^": r"\^{}",
+    "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
+    "<": r"\textless{}",  # OT1 fonts print these three as other glyphs
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "\n": " ",  # one table row per line
+    "\r": " ",
+    "\t": " ",
+    "\u00b1": r"$\pm$",  # the few non-Latin-1 signs an analysis may print
+    "\u03c4": r"$\tau$",
+    "\u03c1": r"$\rho$",
+    "\u2264": r"$\leq$",
+    "\u2265": r"$\geq$",
+    "\u2212": "-",
+    "\u2026": r"\ldots{}",
 }
 
 
-def _latex(cols, rows, title, digits) -> str:
-    def esc(s: str) -> str:
-        return "".join(_LATEX_ESC.get(ch, ch) for ch in s)
+def latex_escape(text: str) -> str:
+    """``text`` as LaTeX text: every special character escaped, so it compiles as
+    printed. A leading ``[`` or ``*`` is braced: after ``\\\\``, ``\\toprule`` or
+    ``\\midrule`` it would be read as that command's optional argument."""
+    out = "".join(_LATEX_ESC.get(ch, ch) for ch in text)
+    return "{" + out[0] + "}" + out[1:] if out[:1] in ("[", "*") else out
 
-    lines = [
-        r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}",
+
+def _latex(cols, rows, title, digits) -> str:
+    """A booktabs ``tabular`` (numeric columns right-aligned). With a title, inside a
+    ``table`` float with the title as its ``\\caption``: the output compiles as it is in
+    any document with ``\\usepackage{booktabs}`` and the provenance the title carries
+    (truth, protocol, intervals) stays with the table; the ``tabular`` alone is the lines
+    between ``\\begin{tabular}`` and ``\\end{tabular}``."""
+    numeric = [
+        any(isinstance(r[j], (int, float, Decimal)) and not isinstance(r[j], bool) for r in rows)
+        for j in range(len(cols))
+    ]
+    spec = "".join("r" if n else "l" for n in numeric) or "l"
+    body = [
+        r"\begin{tabular}{" + spec + "}",
         r"\toprule",
-        " & ".join(esc(c) for c in cols) + r" \\",
+        " & ".join(latex_escape(str(c)) for c in cols) + r" \\",
         r"\midrule",
     ]
-    lines += [" & ".join(esc(_human(v, digits)) for v in r) + r" \\" for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    body += [" & ".join(latex_escape(_human(v, digits)) for v in r) + r" \\" for r in rows]
+    body += [r"\bottomrule", r"\end{tabular}"]
+    if title:
+        body = [r"\begin{table}[htbp]", r"\centering", r"\caption{" + latex_escape(title) + "}", *body, r"\end{table}"]
+    return "\n".join(body) + "\n"
 
 
 def _table(cols, rows, title, digits, width: int | None = None) -> str:
