@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STORE ?= estbench.duckdb
 
-.PHONY: install test test-all test-data lint format demo bench bench-all faults clean
+.PHONY: install test test-all test-data test-browser lint format demo bench bench-all faults clean
 
 $(BIN)/estbench: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: install
 test-data: install
 	$(BIN)/pytest -q -m data
 
+# The HTML report loaded in headless Chromium (the tests skip, saying why, without it).
+test-browser: install
+	$(BIN)/pytest -q -rs -m browser
+
 test-all: install
 	$(BIN)/pytest -q -m "not gpu"
 
@@ -35,13 +39,15 @@ format: install
 	$(BIN)/ruff check --fix estbench tests benchmarks
 
 # The main job on the default data: NB201 truth, structural scores for all 15,625
-# architectures, the criteria, the Table A9 layout report and the complexity-level bias.
+# architectures, the criteria, the Table A9 layout report, the complexity-level bias and
+# the HTML report (report.html: the sections structural scores fill, the others listed).
 demo: install
 	$(BIN)/estbench truth load --space nb201 --store $(STORE)
 	$(BIN)/estbench score --space nb201 --estimator params --estimator flops --estimator relu --estimator params_live --estimator relu_live --store $(STORE)
 	$(BIN)/estbench criteria --space nb201 --truth cifar10-test --protocol deiso --k 5% --store $(STORE)
 	$(BIN)/estbench report --space nb201 --truth cifar10-test --protocol deiso --store $(STORE)
 	$(BIN)/estbench bias complexity --space nb201 --by params --store $(STORE)
+	$(BIN)/estbench report --space nb201 --truth cifar10-test --store $(STORE) --html report.html
 
 # Speed targets as ratios measured in one run (machines are noisy: interleaved repeats).
 bench: install
@@ -49,6 +55,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_zeroshot.py
 	$(BIN)/python benchmarks/bench_bias.py
 	$(BIN)/python benchmarks/bench_variance.py
+	$(BIN)/python benchmarks/bench_report.py
 
 # + flat memory over 1,000 zero-shot archs, one-shot step/eval cost, random-arch ratios,
 # default threads next to a busy process vs idle (train epoch, 20 zero-shot archs).
