@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from typing import Any
 
 CSS = """
@@ -32,6 +33,14 @@ code{background:#f3f3f3;padding:0 .25em;border-radius:3px}
 
 def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
+
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def prose(text: Any) -> str:
+    """Escaped text with its `backticked` commands set as <code>."""
+    return _CODE.sub(r"<code>\1</code>", esc(text))
 
 
 def cell_text(v: Any, digits: int) -> str:
@@ -102,16 +111,16 @@ def page(title: str, meta: list[str], built: list, missing: list) -> str:
         parts.append(f'<section id="{esc(info.key)}" class="report-section" data-section="{esc(info.key)}">')
         paper = f' <span class="paper">(paper {esc(info.paper)})</span>' if info.paper else ""
         parts.append(f"<h2>{esc(info.title)}{paper}</h2>")
-        parts.append(f'<p class="blurb">{esc(info.blurb)}</p>')
+        parts.append(f'<p class="blurb">{prose(info.blurb)}</p>')
         parts.extend(figs)
         parts.extend(table_html(t) for t in sec.tables)
         if sec.notes:
-            parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in sec.notes) + "</ul>")
+            parts.append('<ul class="notes">' + "".join(f"<li>{prose(n)}</li>" for n in sec.notes) + "</ul>")
         parts.append("</section>")
     if missing:
         parts.append('<section id="missing" class="missing-sections"><h2>Not in this store</h2><ul>')
         parts += [
-            f'<li class="missing" data-missing="{esc(info.key)}"><b>{esc(info.title)}</b>: {esc(line)}</li>'
+            f'<li class="missing" data-missing="{esc(info.key)}"><b>{esc(info.title)}</b>: {prose(line)}</li>'
             for info, line in missing
         ]
         parts.append("</ul></section>")
