@@ -39,7 +39,9 @@ def truth_load(
     """Load ground truth for a space into the store (replaces the metrics it loads).
 
     A file that lacks archs the store has values for is refused unless --replace; a row
-    repeating an arch with other values, and nan or inf accuracies, are refused."""
+    repeating an arch with other values, and nan or inf accuracies, are refused. In a
+    space too large to list (nb101) the file's architectures enter the store with it; an
+    entry known only by its hash gives its values to the stored archs with that hash."""
     from estbench.data.lookup import DataDir
     from estbench.spaces import get_space
     from estbench.truth.load import load_truth
@@ -52,6 +54,13 @@ def truth_load(
     notes = [f"replaced {n} values of {m}" for m, n in sorted(done.replaced.items())]
     if done.duplicates:
         notes.append(f"{done.duplicates} identical repeated rows ignored")
+    if done.added_archs:
+        notes.append(f"{done.added_archs} architectures added to the store")
+    if done.unmatched:
+        notes.append(
+            f"{done.unmatched} entries name an architecture only by its hash and none of the store's archs has it "
+            "(load again after adding archs: score --archs sample:N or a file)"
+        )
     extra = f" ({'; '.join(notes)})" if notes else ""
     typer.echo(f"loaded {done.n_values} values of {len(done.metrics)} metrics for {space}: {names}{extra}", err=True)
 

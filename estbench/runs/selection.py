@@ -2,11 +2,15 @@
 
 - ``all`` (default): every architecture
 - ``A:B``: arch ids A <= id < B (either side may be empty)
-- ``sample:N`` or ``sample:N@SEED``: N ids drawn without replacement (seed 0 by default)
+- ``sample:N`` or ``sample:N@SEED``: N ids drawn without replacement (seed 0 by default);
+  in an open space (one too large to enumerate, ``SearchSpace.enumerable`` False) N
+  distinct architectures drawn from the space itself with ``space.sample`` (the same
+  seed gives the same ones), added to the store
 - ``with-truth``: every architecture that has a truth value
 - ``deiso``: one representative per isomorphism class (the smallest arch id)
 - ``deiso:N`` or ``deiso:N@SEED``: N of those representatives drawn without replacement
-- a path to a file with one architecture string per line (``#`` starts a comment)
+- a path to a file with one architecture string per line (``#`` starts a comment); in an
+  open space the file's architectures the store lacks are added to it
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ _SAMPLE = re.compile(r"^(sample|deiso):(\d+)(?:@(\d+))?$")
 
 
 def ensure_archs(store: Store, space: SearchSpace, data: DataDir) -> int:
-    """Fill the ``archs`` table for ``space`` once (official order, iso keys, flags)."""
+    """Fill the ``archs`` table for ``space`` once (official order, iso keys, flags); an
+    open space's archs arrive with truth, samples and files instead."""
     n = store.arch_count(space.name)
-    if n:
+    if n or not space.enumerable:
         return n
     strs = space.arch_list(data)
     rows = [dict(arch_id=i, **space.describe(s)) for i, s in enumerate(strs)]
@@ -77,6 +82,15 @@ def select_archs(store: Store, space: SearchSpace, spec: str | None = "all") -> 
     name = space.name
     total = store.arch_count(name)
     spec = _normalized(spec)
+    if not space.enumerable:
+        if (m := _SAMPLE.match(spec)) and m.group(1) == "sample":
+            return _sample_open(store, space, int(m.group(2)), int(m.group(3) or 0))
+        if not total and spec not in ("with-truth",) and not Path(spec).is_file():
+            raise BadInput(
+                f"--archs {spec}: the store has no {name} architectures yet ({name} is too large to list): "
+                f"load truth (`estbench truth load --space {name} --file F`), draw some (`--archs sample:N`) "
+                "or pass a file of architecture strings"
+            )
     if spec == "all":
         return list(range(total))
     if m := _RANGE.match(spec):
@@ -129,9 +143,29 @@ def _arch_file_strings(space: SearchSpace, path: Path) -> list[str]:
     return out
 
 
+def add_open_archs(store: Store, space: SearchSpace, strs: list[str]) -> dict[str, int]:
+    """The ids of ``strs`` (canonical strings) in an open space, adding those the store lacks."""
+    return store.add_archs(space.name, [space.describe(s) for s in dict.fromkeys(strs)])
+
+
+def _sample_open(store: Store, space: SearchSpace, k: int, seed: int) -> list[int]:
+    """``k`` distinct architectures drawn with ``space.sample`` from ``seed``, added to the store."""
+    rng = np.random.default_rng(seed)
+    strs: dict[str, None] = {}
+    tries = 0
+    while len(strs) < k:
+        tries += 1
+        if tries > 20 * k + 1000:
+            raise BadInput(f"--archs sample:{k}: drew only {len(strs)} distinct {space.name} architectures")
+        strs[space.to_str(space.sample(rng))] = None
+    return sorted(add_open_archs(store, space, list(strs)).values())
+
+
 def _archs_from_file(store: Store, space: SearchSpace, path: Path) -> list[int]:
-    ids = arch_ids_by_string(store, space.name)
     strs = _arch_file_strings(space, path)
+    if not space.enumerable:
+        return sorted(set(add_open_archs(store, space, strs).values()))
+    ids = arch_ids_by_string(store, space.name)
     unknown = [s for s in strs if s not in ids]
     if unknown:
         raise BadInput(f"{path}: architecture {unknown[0]} is not in the store's {space.name} architectures")

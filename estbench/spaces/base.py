@@ -67,13 +67,15 @@ class TruthSource:
         return getattr(importlib.import_module(module), attr)(path, arch_ids, metrics=metrics, **self.options)
 
 
-def table_source(name: str, default_epoch: int = 200) -> TruthSource:
+def table_source(name: str, default_epoch: int = 200, open_space: bool = False) -> TruthSource:
     """The estbench truth table (CSV, optionally gzipped) of space ``name``; metric columns
-    without an epoch suffix are read as results after ``default_epoch``."""
+    without an epoch suffix are read as results after ``default_epoch``; ``open_space``:
+    its architectures enter the store with it (a space too large to list)."""
     paths = (f"{name}/{name}_truth.csv.gz", f"{name}/{name}_truth.csv", f"{name}_truth.csv.gz")
-    return TruthSource(
-        "table", paths, "estbench.truth.table:read_truth_table", options={"default_epoch": default_epoch}
-    )
+    options: dict[str, Any] = {"default_epoch": default_epoch}
+    if open_space:
+        options["open_space"] = True
+    return TruthSource("table", paths, "estbench.truth.table:read_truth_table", options=options)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class SearchSpace:
     NotImplementedError and set the class attributes."""
 
     name: str
+    # False for a space too large to list (NB101's 423,624 graphs, NB301's 10^18): its archs
+    # enter the store from truth files, samples (``--archs sample:N``) and arch files,
+    # with ids in the order they arrive; ``arch_list`` is not called
+    enumerable: bool = True
     protocols: tuple[str, ...] = ("iso",)  # the ``canonical`` keys it defines
     vote_experts: tuple[str, ...] = ()  # the default experts of ``vote`` (paper Table A9)
     presets: Mapping[str, Mapping[str, Any]] = {}  # supernet training presets (TrainConfig fields)
@@ -111,7 +117,8 @@ class SearchSpace:
 
     # ---- which architectures exist ----------------------------------------------
     def arch_list(self, data: DataDir | None) -> list[str]:
-        """Every architecture string; the position in the list is the stable arch id."""
+        """Every architecture string; the position in the list is the stable arch id
+        (enumerable spaces only)."""
         raise NotImplementedError
 
     def sample(self, rng: np.random.Generator) -> Arch:

@@ -190,6 +190,43 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
         data = {c: [space] * len(rows) if c == "space" else [r[c] for r in rows] for c in cols}
         self._write(lambda con: _insert_columns(con, "archs", cols, data), "writing archs")
 
+    def add_archs(self, space: str, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Add the architectures of ``rows`` (dicts as for ``put_archs``, without arch_id)
+        that the store does not hold yet, with ids after the largest one, in one
+        transaction; the id of every row's arch_str. The archs of an open space (one too
+        large to enumerate) grow this way: from truth files, samples and --archs files."""
+        cols = ("space", "arch_id", "arch_str", "iso_key", "comp_key", "degenerate")
+        strs = list(dict.fromkeys(r["arch_str"] for r in rows))
+
+        def work(con) -> dict[str, int]:
+            have = dict(
+                con.execute(
+                    "SELECT arch_str, arch_id FROM archs WHERE space = ? AND arch_str IN (SELECT unnest(?))",
+                    [space, strs],
+                ).fetchall()
+            )
+            nxt = con.execute("SELECT coalesce(max(arch_id) + 1, 0) FROM archs WHERE space = ?", [space]).fetchone()[0]
+            new = []
+            for r in rows:
+                if r["arch_str"] not in have:
+                    have[r["arch_str"]] = nxt
+                    new.append({**r, "arch_id": nxt})
+                    nxt += 1
+            data = {c: [space] * len(new) if c == "space" else [r[c] for r in new] for c in cols}
+            _insert_columns(con, "archs", cols, data)
+            return have
+
+        ids = self._write(work, "adding archs")
+        return {s: ids[s] for s in strs}
+
+    def arch_ids_by_key(self, space: str, keys: list[str]) -> dict[str, list[int]]:
+        """The arch ids of every ``iso_key`` in ``keys`` the store holds (isomorphic archs share one)."""
+        sql = "SELECT iso_key, arch_id FROM archs WHERE space = ? AND iso_key IN (SELECT unnest(?)) ORDER BY 2"
+        out: dict[str, list[int]] = {}
+        for key, aid in self._rows(sql, [space, list(keys)]):
+            out.setdefault(key, []).append(aid)
+        return out
+
     def arch_strings(self, space: str) -> list[str]:
         return [r[0] for r in self._rows("SELECT arch_str FROM archs WHERE space = ? ORDER BY arch_id", [space])]
 

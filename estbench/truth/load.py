@@ -42,6 +42,8 @@ class TruthLoad:
     n_values: int
     replaced: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    added_archs: int = 0  # open spaces: architectures the file brought into the store
+    unmatched: int = 0  # open spaces: key-only rows whose key no stored architecture has
 
 
 def check_no_shrink(store: Store, space: str, table: TruthTable, path: Path) -> dict[str, int]:
@@ -82,9 +84,52 @@ def load_truth(
     path = Path(file) if file else find_truth_source(space, data)
     ensure_archs(store, space, data)
     tbl = read_truth(space, path, source, arch_ids_by_string(store, space.name), metrics)
+    added = unmatched = 0
+    if not space.enumerable:
+        before_n = store.arch_count(space.name)
+        tbl, unmatched = resolve_open(store, space, tbl)
+        added = store.arch_count(space.name) - before_n
     if replace:
         before = {name: len(store.truth_arch_ids(space.name, name)) for name in tbl.metrics}
     else:
         before = check_no_shrink(store, space.name, tbl, path)
     n = store.put_truth(space.name, tbl)
-    return TruthLoad(tbl.metrics, n, {k: v for k, v in before.items() if v}, tbl.duplicates)
+    return TruthLoad(tbl.metrics, n, {k: v for k, v in before.items() if v}, tbl.duplicates, added, unmatched)
+
+
+def resolve_open(store: Store, space: SearchSpace, tbl: TruthTable) -> tuple[TruthTable, int]:
+    """An open space's table with every row on a stored arch id: architectures the store
+    lacks are added (id -1 rows), key-only rows go to every stored architecture with
+    that key (a row of the file's own architecture wins over a key row for the same
+    arch). Returns the table and the number of key-only rows no stored arch matched."""
+    from estbench.runs.selection import add_open_archs
+
+    new = [s for s, aid in zip(tbl.arch_strs, tbl.arch_ids) if aid < 0 and s]
+    ids = add_open_archs(store, space, new) if new else {}
+    keys = tbl.keys or [""] * len(tbl.arch_ids)
+    key_rows = [k for k, (s, aid) in enumerate(zip(tbl.arch_strs, tbl.arch_ids)) if aid < 0 and not s]
+    by_key = store.arch_ids_by_key(space.name, [keys[k] for k in key_rows]) if key_rows else {}
+    out_ids: list[int] = []
+    out_strs: list[str] = []
+    source: list[int] = []  # row of tbl behind each output row
+    for k, (s, aid) in enumerate(zip(tbl.arch_strs, tbl.arch_ids)):
+        if aid >= 0 or s:
+            out_ids.append(aid if aid >= 0 else ids[s])
+            out_strs.append(s)
+            source.append(k)
+    taken = set(out_ids)
+    unmatched = 0
+    for k in key_rows:
+        matched = by_key.get(keys[k], [])
+        unmatched += not matched
+        for aid in matched:
+            if aid not in taken:
+                taken.add(aid)
+                out_ids.append(aid)
+                out_strs.append(f"<key {keys[k]}>")
+                source.append(k)
+    out = TruthTable(out_ids, out_strs, duplicates=tbl.duplicates)
+    for name, info in tbl.metrics.items():
+        vals = tbl.values[name]
+        out.add(info, [vals[k] for k in source])
+    return out, unmatched

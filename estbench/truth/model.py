@@ -29,17 +29,24 @@ class MetricInfo:
 class TruthTable:
     """Values of several metrics for architectures given by id and string.
 
-    ``values[metric][k]`` is the value for ``arch_ids[k]`` (None when missing)."""
+    ``values[metric][k]`` is the value for ``arch_ids[k]`` (None when missing). In an open
+    space (``SearchSpace.enumerable`` False) a reader may give id -1 for an architecture
+    the store lacks (``load_truth`` adds it), or, for a file that names architectures only
+    by their canonical key (NB101's hash), an empty string and the key in ``keys[k]``
+    (the value goes to every stored architecture with that ``iso_key``)."""
 
     arch_ids: list[int]
     arch_strs: list[str]
     metrics: dict[str, MetricInfo] = field(default_factory=dict)
     values: dict[str, list[float | None]] = field(default_factory=dict)
     duplicates: int = 0  # identical repeated rows the reader dropped
+    keys: list[str] | None = None  # canonical keys of key-only rows (open spaces)
 
     def __post_init__(self) -> None:
         seen: dict[int, int] = {}
         for k, aid in enumerate(self.arch_ids):
+            if aid < 0:
+                continue
             if aid in seen:  # the store keeps one value per (arch, metric): a second would be dropped
                 raise BadInput(f"architecture {self.arch_strs[k]} (id {aid}) appears twice in the truth table")
             seen[aid] = k

@@ -50,10 +50,12 @@ def read_arch_list(path: Path) -> list[str]:
 
 
 def read_truth_table(
-    path: Path, arch_ids: dict[str, int], default_epoch: int, metrics: list[str] | None = None
+    path: Path, arch_ids: dict[str, int], default_epoch: int, metrics: list[str] | None = None, open_space: bool = False
 ) -> TruthTable:
     """Read the table; ``arch_ids`` maps arch string -> id (the space's official order).
-    Rows whose ``index`` disagrees with the string's id are rejected."""
+    Rows whose ``index`` disagrees with the string's id are rejected. In an open space
+    (``open_space``) an architecture the store lacks gets id -1 (``load_truth`` adds it)
+    and ``index`` is ignored (ids are the store's, in arrival order)."""
     header, rows = _read_rows(path)
     if "arch_str" not in header:
         raise BadInput(f"{path}: missing column 'arch_str' (has: {', '.join(header)})")
@@ -75,25 +77,26 @@ def read_truth_table(
     ids, strs = [], []
     cols = {c: header.index(c) for c in metric_cols}
     vals: dict[str, list[float | None]] = {c: [] for c in metric_cols}
-    first: dict[int, tuple[int, list[float | None]]] = {}  # arch id -> (line, values) of its first row
+    first: dict = {}  # arch id (open space: string) -> (line, values) of its first row
     duplicates = 0
     for n, r in enumerate(rows, start=2):
         if len(r) != len(header):
             raise BadInput(f"{path}:{n}: {len(r)} fields, header has {len(header)}")
         s = r[i_arch]
-        if s not in arch_ids:
+        if s not in arch_ids and not open_space:
             raise BadInput(f"{path}:{n}: architecture {s!r} is not in the space")
-        aid = arch_ids[s]
-        if i_idx is not None and _index(path, n, r[i_idx]) != aid:
+        aid = arch_ids.get(s, -1)
+        if i_idx is not None and not open_space and _index(path, n, r[i_idx]) != aid:
             raise BadInput(f"{path}:{n}: index {r[i_idx]} but {s} has id {aid} in the official order")
         row = [_value(path, n, c, r[i]) for c, i in cols.items()]
-        if aid in first:
-            line, had = first[aid]
+        key = s if open_space else aid
+        if key in first:
+            line, had = first[key]
             if row != had:
                 raise BadInput(f"{path}:{n}: architecture {s} (id {aid}) has other values than on line {line}")
             duplicates += 1  # an identical repeat adds nothing
             continue
-        first[aid] = (n, row)
+        first[key] = (n, row)
         ids.append(aid)
         strs.append(s)
         for c, v in zip(cols, row):
