@@ -32,6 +32,12 @@ def truth_load(
     replace: bool = typer.Option(
         False, "--replace", help="Replace a metric even when the file has values for fewer archs than the store."
     ),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="Add the file's values to a metric the store has instead of replacing it (partial tables of one "
+        "metric); where both have a value the store's is kept and disagreements are counted.",
+    ),
     store: str | None = StoreOpt,
     init: bool = InitOpt,
     data_dir: str | None = DataOpt,
@@ -49,11 +55,17 @@ def truth_load(
     sp = get_space(space)
     data = DataDir(data_dir)
     with open_store(store, init=init) as st:
-        done = load_truth(st, sp, data, file, source, list(metric or []), replace=replace)
+        if merge and replace:
+            from estbench.errors import BadInput
+
+            raise BadInput("--merge and --replace exclude each other")
+        done = load_truth(st, sp, data, file, source, list(metric or []), replace=replace, merge=merge)
     names = ", ".join(sorted(done.metrics))
     notes = [f"replaced {n} values of {m}" for m, n in sorted(done.replaced.items())]
     if done.duplicates:
         notes.append(f"{done.duplicates} identical repeated rows ignored")
+    if done.conflicts:
+        notes.append(f"{done.conflicts} values differ from the store's, which were kept")
     if done.added_archs:
         notes.append(f"{done.added_archs} architectures added to the store")
     if done.unmatched:

@@ -9,6 +9,16 @@ SPACES: Registry[SearchSpace] = Registry("space")
 SPACES.register(
     "nb201", "estbench.spaces.nb201:SPACE", description="NAS-Bench-201 / NATS-Bench topology (15,625 archs)"
 )
+SPACES.register(
+    "nb101",
+    "estbench.spaces.nb101.search_space:NB101_SPACE",
+    description="NAS-Bench-101 (every cell of <= 7 vertices, 9 edges; 423,624 graphs; archs from truth or sampled)",
+)
+SPACES.register(
+    "nb101-1shot3",
+    "estbench.spaces.nb101.search_space:ONESHOT3_SPACE",
+    description="NAS-Bench-1shot1 search space 3 as the paper uses it (14,580 archs, 3 ops on 5 nodes)",
+)
 SPACES.register("toy", "estbench.spaces.toy:SPACE", description="27-arch test space on 8x8 inputs")
 
 

@@ -268,6 +268,11 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
         self._write(work, "writing truth")
         return len(rows)
 
+    def truth_values(self, space: str, metric: str) -> dict[int, float]:
+        """arch id -> value of ``metric`` (``truth load --merge``)."""
+        sql = "SELECT arch_id, value FROM truth WHERE space = ? AND metric = ? ORDER BY 1"
+        return dict(self._rows(sql, [space, metric]))
+
     def estimator_kinds(self) -> dict[str, str]:
         """The kind (structural, zeroshot, oneshot, ...) of every estimator with scores,
         as recorded when its scores were written."""

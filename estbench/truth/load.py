@@ -43,7 +43,8 @@ class TruthLoad:
     replaced: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     added_archs: int = 0  # open spaces: architectures the file brought into the store
-    unmatched: int = 0  # open spaces: key-only rows whose key no stored architecture has
+    unmatched: int = 0  # key-only rows whose key no stored architecture has
+    conflicts: int = 0  # --merge: archs whose stored value differs from the file's (the stored kept)
 
 
 def check_no_shrink(store: Store, space: str, table: TruthTable, path: Path) -> dict[str, int]:
@@ -75,37 +76,94 @@ def load_truth(
     source: str,
     metrics: list[str],
     replace: bool = False,
+    merge: bool = False,
 ) -> TruthLoad:
     """Read truth and write it to the store in one transaction. A metric the store holds
     is replaced by the file's values; without ``replace`` only when none of its values
-    would be lost."""
+    would be lost. ``merge``: the file's values are added to the store's instead (partial
+    tables of one metric, such as NB101's), the store's value kept where both have one.
+    Every check runs before the first write (an open space's new archs included)."""
     from estbench.runs.selection import arch_ids_by_string, ensure_archs
 
     path = Path(file) if file else find_truth_source(space, data)
     ensure_archs(store, space, data)
     tbl = read_truth(space, path, source, arch_ids_by_string(store, space.name), metrics)
     added = unmatched = 0
-    if not space.enumerable:
-        before_n = store.arch_count(space.name)
-        tbl, unmatched = resolve_open(store, space, tbl)
-        added = store.arch_count(space.name) - before_n
-    if replace:
+    open_rows = not space.enumerable or any(a < 0 for a in tbl.arch_ids)
+    if open_rows:  # every check before the first write: a refused file adds no archs
+        tbl, unmatched = resolve_open(store, space, tbl, add=False)
+    if merge:
+        tbl, conflicts = merged(store, space.name, tbl)
+    else:
+        conflicts = 0
+    if replace or merge:
         before = {name: len(store.truth_arch_ids(space.name, name)) for name in tbl.metrics}
     else:
         before = check_no_shrink(store, space.name, tbl, path)
+    if open_rows and any(a < 0 for a in tbl.arch_ids):
+        n_archs = store.arch_count(space.name)
+        tbl = _with_new_archs(store, space, tbl)
+        added = store.arch_count(space.name) - n_archs
     n = store.put_truth(space.name, tbl)
-    return TruthLoad(tbl.metrics, n, {k: v for k, v in before.items() if v}, tbl.duplicates, added, unmatched)
+    return TruthLoad(tbl.metrics, n, {k: v for k, v in before.items() if v and not merge}, tbl.duplicates, added,
+                     unmatched, conflicts if merge else 0)  # fmt: skip
 
 
-def resolve_open(store: Store, space: SearchSpace, tbl: TruthTable) -> tuple[TruthTable, int]:
-    """An open space's table with every row on a stored arch id: architectures the store
-    lacks are added (id -1 rows), key-only rows go to every stored architecture with
-    that key (a row of the file's own architecture wins over a key row for the same
-    arch). Returns the table and the number of key-only rows no stored arch matched."""
+def merged(store: Store, space: str, tbl: TruthTable) -> tuple[TruthTable, int]:
+    """The store's values of the table's metrics with the file's added where the store has
+    none; the number of archs where both have a value and they differ (the store's kept)."""
+    old = {name: store.truth_values(space, name) for name in tbl.metrics}
+    ids = list(dict.fromkeys([*tbl.arch_ids, *(a for d in old.values() for a in d)]))
+    pos = {a: k for k, a in enumerate(tbl.arch_ids)}
+    strs = [tbl.arch_strs[pos[a]] if a in pos else f"<id {a}>" for a in ids]
+    out = TruthTable(ids, strs, duplicates=tbl.duplicates)
+    conflicts = 0
+    for name, info in tbl.metrics.items():
+        have, vals = old[name], tbl.values[name]
+        col = []
+        for a in ids:
+            new = vals[pos[a]] if a in pos else None
+            if a in have:
+                conflicts += new is not None and abs(new - have[a]) > 1e-9
+                col.append(have[a])
+            else:
+                col.append(new)
+        out.add(info, col)
+    return out, conflicts
+
+
+def _with_new_archs(store: Store, space: SearchSpace, tbl: TruthTable) -> TruthTable:
+    """``tbl`` with its placeholder ids (new archs of an open space) replaced by the ids
+    the store gives them when they are added."""
     from estbench.runs.selection import add_open_archs
 
-    new = [s for s, aid in zip(tbl.arch_strs, tbl.arch_ids) if aid < 0 and s]
-    ids = add_open_archs(store, space, new) if new else {}
+    new = [s for s, aid in zip(tbl.arch_strs, tbl.arch_ids) if aid < 0]
+    ids = add_open_archs(store, space, new)
+    out = TruthTable([aid if aid >= 0 else ids[s] for s, aid in zip(tbl.arch_strs, tbl.arch_ids)], tbl.arch_strs,
+                     duplicates=tbl.duplicates)  # fmt: skip
+    for name, info in tbl.metrics.items():
+        out.add(info, tbl.values[name])
+    return out
+
+
+def resolve_open(store: Store, space: SearchSpace, tbl: TruthTable, add: bool = True) -> tuple[TruthTable, int]:
+    """A table with every row on a stored arch id: architectures an open space's store
+    lacks are added (id -1 rows), key-only rows (any space) go to every stored
+    architecture with that key (a row of the file's own architecture wins over a key row for the same
+    arch). Returns the table and the number of key-only rows no stored arch matched.
+    ``add=False`` writes nothing: new archs keep distinct negative placeholder ids
+    (``_with_new_archs`` adds them once every check passed)."""
+    from estbench.runs.selection import add_open_archs
+
+    new = list(dict.fromkeys(s for s, aid in zip(tbl.arch_strs, tbl.arch_ids) if aid < 0 and s))
+    if new and space.enumerable:
+        raise BadInput(f"architecture {new[0]} is not in the {space.name} space")
+    for s in new:
+        space.parse(s)  # a malformed string: one line before anything is written
+    if add:
+        ids = add_open_archs(store, space, new) if new else {}
+    else:
+        ids = {s: -2 - k for k, s in enumerate(new)}
     keys = tbl.keys or [""] * len(tbl.arch_ids)
     key_rows = [k for k, (s, aid) in enumerate(zip(tbl.arch_strs, tbl.arch_ids)) if aid < 0 and not s]
     by_key = store.arch_ids_by_key(space.name, [keys[k] for k in key_rows]) if key_rows else {}
