@@ -83,12 +83,19 @@ def test_short_op_names():
     ]  # fmt: skip
 
 
-def test_draw_cell_boxes_long_node_labels():
+def test_draw_cell_ops_on_nodes_are_colours_and_long_labels_boxes():
     g = CellGraph("cell", ("input", "conv3x3-bn-relu", "output"), ((0, 1, ""), (1, 2, ""), (0, 2, "")))
     fig, ax = new_figure(3, 1.5)
-    draw_cell(ax, g)
+    colors = {"conv3x3-bn-relu": "#0072B2"}
+    draw_cell(ax, g, colors)
     kinds = [type(p).__name__ for p in ax.patches]
-    assert kinds.count("FancyBboxPatch") == 3 and kinds.count("FancyArrowPatch") == 3
+    assert kinds.count("Circle") == 3 and kinds.count("FancyArrowPatch") == 3  # NB101 labels are short (in, out)
+    op_node = [p for p in ax.patches if type(p).__name__ == "Circle"][1]
+    assert op_node.get_facecolor()[2] > op_node.get_facecolor()[0]  # filled with the op's (blue) colour
+    g = CellGraph("cell", ("input", "a_long_label", "output"), ((0, 1, ""), (1, 2, "")))
+    fig, ax = new_figure(3, 1.5)
+    draw_cell(ax, g)
+    assert [type(p).__name__ for p in ax.patches].count("FancyBboxPatch") == 3
 
 
 # ---- top_archs --------------------------------------------------------------------------

@@ -8,7 +8,8 @@ the arch string in the section's table still names it); edges between neighbouri
 nodes are straight (their label on the line), longer ones arc, those from even sources
 above the line and from odd ones below, higher the more nodes they skip (the label at
 the apex), so NB201's six edges never cross a label. Nodes with short labels are
-circles, the input and output grey; long labels (ops on nodes, NB101) are boxes.
+circles, the input and output grey; ops on nodes (NB101) are node colours, named by
+the figure's legend; long labels are boxes.
 Nothing here imports pyplot."""
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ _SHORT = {
     "avg_pool_3x3": "avg",
     "max_pool_3x3": "max",
     "identity": "id",
+    # NB101: ops on nodes
+    "conv3x3-bn-relu": "3x3",
+    "conv1x1-bn-relu": "1x1",
+    "maxpool3x3": "mp",
+    "input": "in",
+    "output": "out",
 }
 _CONV = re.compile(r"^(sep|dil)_conv_(\d)x\2$")
 
@@ -84,7 +91,7 @@ def cell_extent(graph: CellGraph) -> tuple[float, float, float, float]:
 
 
 def _half_width(graph: CellGraph) -> float:
-    return 0.42 if max((len(s) for s in graph.nodes), default=0) > 3 else NODE_R
+    return 0.42 if max((len(short_op(s)) for s in graph.nodes), default=0) > 3 else NODE_R
 
 
 def draw_cell(
@@ -135,19 +142,30 @@ def draw_cell(
                     zorder=4, bbox={"boxstyle": "round,pad=0.12", "fc": "white", "ec": "none", "alpha": 0.9})  # fmt: skip
     for k, label in enumerate(graph.nodes):
         fc = "#dddddd" if k in (0, n - 1) else "white"
+        on_node = label in colors and k not in (0, n - 1)
+        if on_node:  # an op on the node (NB101): its colour (the legend names it), no text
+            fc = _lighten(colors[label], 0.85)
+        label = "" if on_node else short_op(label)
         x, y = pt(k, 0)
         if boxes:
             ax.add_patch(FancyBboxPatch((x - half_w, y - r), 2 * half_w, 2 * r, boxstyle="round,pad=0.02",
                                         fc=fc, ec="#222222", lw=0.9, zorder=3))  # fmt: skip
         else:
             ax.add_patch(Circle((x, y), r, fc=fc, ec="#222222", lw=0.9, zorder=3))
-        ax.text(x, y, label, ha="center", va="center", fontsize=fontsize + (0 if boxes else 0.5), zorder=5)
+        size = fontsize + (0 if boxes else 0.5) - (1.5 if len(label) > 2 and not boxes else 0)
+        ax.text(x, y, label, ha="center", va="center", fontsize=size, zorder=5)
     if at is None:
         left, right, lo, hi = cell_extent(graph)
         ax.set_xlim(left - 0.1, right + 0.1)
         ax.set_ylim(lo - 0.1, hi + 0.1)
         ax.set_aspect("equal", adjustable="box")
         ax.set_axis_off()
+
+
+def _lighten(hex_color: str, keep: float = 0.45) -> str:
+    """``hex_color`` mixed with white (``keep`` of the colour)."""
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(255 - keep * (255 - v)):02x}" for v in (r, g, b))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
