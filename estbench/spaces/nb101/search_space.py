@@ -117,6 +117,19 @@ class NB101OneShot3(NB101):
 
     name = "nb101-1shot3"
     enumerable = True
+    supernet_shape = {"c": 16, "n": 3}  # 1shot1's one-shot model (the standalone network's stem is 128)
+
+    @property
+    def samplers(self):
+        from estbench.spaces.nb101.samplers import SAMPLERS
+
+        return SAMPLERS
+
+    @property
+    def presets(self):
+        from estbench.spaces.nb101.presets import PRESETS
+
+        return PRESETS
 
     def arch_list(self, data: DataDir | None) -> list[str]:
         return oneshot3.enumerate_archs()
@@ -141,6 +154,37 @@ class NB101OneShot3(NB101):
 
     def cell_of(self, arch: Spec) -> Spec:
         return oneshot3.to_nb101(arch)
+
+    # ---- weight sharing (1shot1's one-shot model: fixed block width, ops shared per block) ----
+    def supernet(
+        self,
+        *,
+        c: int | None = None,
+        n: int | None = None,
+        num_classes: int | None = None,
+        bn_affine: bool = False,
+        dropout: float = 0.1,
+        stacks: int = 3,
+    ) -> nn.Module:
+        from estbench.spaces.nb101.supernet import NB101Supernet
+
+        c = self.supernet_shape["c"] if c is None else c
+        n = self.supernet_shape["n"] if n is None else n
+        classes = self.default_shape["num_classes"] if num_classes is None else num_classes
+        return NB101Supernet(c, n, classes, stacks, bn_affine, dropout)
+
+    def supernet_settings(self, weights: Mapping[str, Any]) -> dict[str, Any]:
+        from estbench.spaces.nb101.supernet import supernet_settings
+
+        return supernet_settings(weights)
+
+    def supernet_layers(self, supernet: nn.Module) -> dict[str, list[str]]:
+        from estbench.spaces.nb101.supernet import NB101Supernet, supernet_layers
+
+        return supernet_layers(supernet) if isinstance(supernet, NB101Supernet) else super().supernet_layers(supernet)
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        return {"ops": list(nb.OPS), "archs": "paper"}
 
 
 NB101_SPACE = NB101()
