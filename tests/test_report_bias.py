@@ -261,6 +261,6 @@ def test_report_lists_the_missing_bias_sections(no_size, runner, tmp_path):
          "complexity", "--section", "pareto", "--section", "op"],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    missing = dict(re.findall(r'data-missing="([^"]+)"><b>[^<]*</b>: ([^<]*)</li>', out.read_text()))
+    missing = dict(re.findall(r'data-missing="([^"]+)"><b>[^<]*</b>: (.*?)</li>', out.read_text()))
     assert set(missing) == {"complexity", "pareto"}
     assert all("estbench score --space toy -e params" in v for v in missing.values())
