@@ -1,6 +1,6 @@
-"""Cross-check estbench's NB201 scores against scores published by other projects.
+"""Cross-check estbench's NB201 / NB301 scores against scores published by other projects.
 
-Peers (``nb201/peers/`` under the data directory, see the data README):
+NB201 peers (``nb201/peers/`` under the data directory, see the data README):
 
 - ``naslib_zc_nb201.json``: NAS-Bench-Suite-Zero (automl/NASLib), 725 archs per dataset,
   13 zero-cost proxies and the arch's ``val_accuracy``. Keys are NASLib op-index tuples
@@ -15,6 +15,12 @@ Peers (``nb201/peers/`` under the data directory, see the data README):
   above -256) are the paper's v1 Jacobian-correlation score at batch 256, not log|K|
   (estbench's jacob_cov at batch 256 has the same median, -283 vs -284 on 30 archs, and
   tau 0.75-0.84 with it; relu_logdet only ~0.53).
+
+NB301 peer (``--space nb301``): ``nb301/naslib_zc_nb301.json``, the same 725-arch suite
+on DARTS (cifar10; no zen), keyed by NASLib's compact string (``genotype.from_naslib``,
+mapped to the store's ``genotype.to_str``). It has no sentinel, non-finite or missing
+value (the rules still apply); synflow (36 .. 118) is the signed log; params and flops
+are exact linear functions of the op counts (params: C=32, 8 cells, BN without affine).
 
 What the investigation found (100 NASLib archs, estbench seed 20, one batch): every
 measure agrees with NASLib about as well as estbench agrees with itself under another
@@ -36,9 +42,9 @@ the peer, and each one's Kendall tau-b against NASLib's ``val_accuracy`` on thos
 (raw scores, no sign flips: a measure whose lower values are better shows a negative
 tau), so that a disagreement can be judged by whether it matters.
 
-    python benchmarks/peer_check.py --store STORE [--data-dir DIR] [--dataset cifar10]
-    python benchmarks/peer_check.py --write-archs FILE [--sample N] [--sample-seed S]
-        # then: estbench score --space nb201 --archs FILE ...
+    python benchmarks/peer_check.py [--space nb201|nb301] --store STORE [--data-dir DIR] [--dataset cifar10]
+    python benchmarks/peer_check.py [--space S] --write-archs FILE [--sample N] [--sample-seed S]
+        # then: estbench score --space S --archs FILE ...
 """
 
 from __future__ import annotations
@@ -50,8 +56,9 @@ import gzip
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -85,6 +92,7 @@ NASLIB_MEASURES: dict[str, str | None] = {
 NASLIB_SENTINEL = -1e8
 # The NASWOT authors' file holds one score; both candidates are compared.
 NASWOT_MEASURES = ("relu_logdet", "jacob_cov")
+NB301_NASLIB_FILES = ("nb301/naslib_zc_nb301.json", "nb301/zc_nasbench301.json")  # ours, NASLib's own name
 
 
 # ---- peers ----------------------------------------------------------------------------
@@ -96,6 +104,32 @@ def naslib_key_to_arch_str(key: str | tuple[int, ...]) -> str:
         raise ValueError(f"not a NASLib NB201 op-index tuple: {key!r}")
     e10, e20, e30, e21, e31, e32 = (NASLIB_OPS[c] for c in codes)
     return f"|{e10}~0|+|{e20}~0|{e21}~1|+|{e30}~0|{e31}~1|{e32}~2|"
+
+
+def nb301_key_to_arch_str(key: str) -> str:
+    """NASLib's compact ``"[[(input, op) x 8], [...]]"`` -> estbench's NB301 string."""
+    from estbench.spaces.nb301 import genotype as gt
+
+    return gt.to_str(gt.from_naslib(key))
+
+
+@dataclass(frozen=True)
+class PeerSpace:
+    """What differs between the spaces: the peer files, the key mapping, the measure pairs."""
+
+    label: str
+    naslib_files: tuple[str, ...]  # candidates under the data directory, first found wins
+    key_to_arch: Callable[[str], str]
+    measures: dict[str, str | None]  # NASLib measure -> estbench estimator
+    datasets: tuple[str, ...]
+    naswot_file: str | None = None
+
+
+NB301_MEASURES = {m: e for m, e in NASLIB_MEASURES.items() if m != "zen"}  # NB301's file has no zen
+SPACES = {
+    "nb201": PeerSpace("NB201", (NASLIB_FILE,), naslib_key_to_arch_str, NASLIB_MEASURES, NASLIB_DATASETS, NASWOT_FILE),
+    "nb301": PeerSpace("NB301", NB301_NASLIB_FILES, nb301_key_to_arch_str, NB301_MEASURES, ("cifar10",)),
+}
 
 
 def _finite(v) -> float | None:
@@ -112,31 +146,33 @@ class NaslibPeer:
     excluded: dict[str, int]  # NASLib measure -> number of sentinel / non-finite / missing
     accuracy: dict[str, float]  # arch_str -> val_accuracy
     archs: list[str]  # every arch string of the file (for the dataset), file order
+    measures: dict[str, str | None] = field(default_factory=lambda: dict(NASLIB_MEASURES))  # the pairs compared
 
 
-def load_naslib(path: str | Path, dataset: str = "cifar10") -> NaslibPeer:
+def load_naslib(path: str | Path, dataset: str = "cifar10", space: str = "nb201") -> NaslibPeer:
+    spec = SPACES[space]
     with open(path) as fh:
         data = json.load(fh)
     if dataset not in data:
         raise SystemExit(f"{path}: no dataset {dataset!r} (has {', '.join(data)})")
-    scores: dict[str, dict[str, float]] = {m: {} for m in NASLIB_MEASURES}
-    excluded = dict.fromkeys(NASLIB_MEASURES, 0)
+    scores: dict[str, dict[str, float]] = {m: {} for m in spec.measures}
+    excluded = dict.fromkeys(spec.measures, 0)
     accuracy: dict[str, float] = {}
     archs = []
     for key, rec in data[dataset].items():
-        arch = naslib_key_to_arch_str(key)
+        arch = spec.key_to_arch(key)
         archs.append(arch)
         acc = _finite(rec.get("val_accuracy"))
         if acc is not None:
             accuracy[arch] = acc
-        for m in NASLIB_MEASURES:
+        for m in spec.measures:
             v = _finite((rec.get(m) or {}).get("score"))
             sentinel = NASLIB_SENTINEL if m != "synflow" else -math.log(-NASLIB_SENTINEL)
             if v is None or v == NASLIB_SENTINEL or (m == "synflow" and math.isclose(v, sentinel)):
                 excluded[m] += 1
             else:
                 scores[m][arch] = v
-    return NaslibPeer(scores, excluded, accuracy, archs)
+    return NaslibPeer(scores, excluded, accuracy, archs, dict(spec.measures))
 
 
 def load_naswot(path: str | Path) -> tuple[dict[str, float], int]:
@@ -264,7 +300,7 @@ def compare(
     acc = naslib.accuracy if naslib is not None else {}
     pairs: list[tuple[str, str, str, dict[str, float]]] = []
     if naslib is not None:
-        pairs += [(f"naslib:{dataset}", m, e, naslib.scores[m]) for m, e in NASLIB_MEASURES.items() if e]
+        pairs += [(f"naslib:{dataset}", m, e, naslib.scores[m]) for m, e in naslib.measures.items() if e]
     if naswot is not None:
         pairs += [("naswot-authors", "naswot", e, naswot) for e in NASWOT_MEASURES]
     for peer, measure, est, peer_scores in pairs:
@@ -327,8 +363,8 @@ def render(rows: list[Row], naslib: NaslibPeer | None, ours: EstbenchScores, dat
             " these rows compare different settings"
         )
     if naslib is not None:
-        skipped = [m for m, e in NASLIB_MEASURES.items() if e is None]
-        missing = [m for m, e in NASLIB_MEASURES.items() if e is not None and e not in ours.values]
+        skipped = [m for m, e in naslib.measures.items() if e is None]
+        missing = [m for m, e in naslib.measures.items() if e is not None and e not in ours.values]
         excl = {m: n for m, n in naslib.excluded.items() if n}
         lines.append(f"NASLib measures without an estbench counterpart: {', '.join(skipped)}")
         if missing:
@@ -339,12 +375,14 @@ def render(rows: list[Row], naslib: NaslibPeer | None, ours: EstbenchScores, dat
     return "\n".join(lines)
 
 
-def write_archs(path: str | Path, archs: list[str], sample: int | None, seed: int, dataset: str) -> list[str]:
+def write_archs(
+    path: str | Path, archs: list[str], sample: int | None, seed: int, dataset: str, space: str = "nb201"
+) -> list[str]:
     chosen = list(archs)
     if sample is not None and sample < len(chosen):
         idx = np.random.default_rng(seed).choice(len(chosen), size=sample, replace=False)
         chosen = [chosen[i] for i in sorted(idx)]
-    header = f"# NASLib NAS-Bench-Suite-Zero NB201 archs ({dataset})"
+    header = f"# NASLib NAS-Bench-Suite-Zero {SPACES[space].label} archs ({dataset})"
     header += f", random {len(chosen)} of {len(archs)} (seed {seed})" if len(chosen) < len(archs) else ""
     Path(path).write_text(header + "\n" + "\n".join(chosen) + "\n")
     return chosen
@@ -352,7 +390,8 @@ def write_archs(path: str | Path, archs: list[str], sample: int | None, seed: in
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", help="estbench store with NB201 scores")
+    ap.add_argument("--space", default="nb201", choices=tuple(SPACES), help="search space (default nb201)")
+    ap.add_argument("--store", help="estbench store with scores of --space")
     ap.add_argument("--data-dir", default=None, help="data directory (default: estbench's lookup)")
     ap.add_argument("--dataset", default="cifar10", choices=NASLIB_DATASETS, help="NASLib dataset")
     ap.add_argument("--write-archs", metavar="FILE", help="write the NASLib archs' strings to FILE and exit")
@@ -364,24 +403,28 @@ def main(argv: list[str] | None = None) -> int:
 
     from estbench.data.lookup import DataDir
 
+    spec = SPACES[args.space]
+    if args.dataset not in spec.datasets:
+        ap.error(f"--space {args.space}: NASLib's file has {', '.join(spec.datasets)} only")
     data = DataDir(args.data_dir)
-    naslib_path = data.find_optional(NASLIB_FILE)
-    naswot_path = data.find_optional(NASWOT_FILE)
-    naslib = load_naslib(naslib_path, args.dataset) if naslib_path else None
+    naslib_path = data.find_optional(spec.naslib_files)
+    naswot_path = data.find_optional(spec.naswot_file) if spec.naswot_file else None
+    naslib = load_naslib(naslib_path, args.dataset, args.space) if naslib_path else None
+    peer_files = [*spec.naslib_files, *([spec.naswot_file] if spec.naswot_file else [])]
 
     if args.write_archs:
         if naslib is None:
-            raise SystemExit(f"{NASLIB_FILE} not found under {', '.join(map(str, data.dirs))}")
-        chosen = write_archs(args.write_archs, naslib.archs, args.sample, args.sample_seed, args.dataset)
+            raise SystemExit(f"{spec.naslib_files[0]} not found under {', '.join(map(str, data.dirs))}")
+        chosen = write_archs(args.write_archs, naslib.archs, args.sample, args.sample_seed, args.dataset, args.space)
         print(f"wrote {len(chosen)} arch strings to {args.write_archs}")
         return 0
     if not args.store:
         ap.error("--store is required (or --write-archs)")
     if naslib is None and naswot_path is None:
-        raise SystemExit(f"no peer file found ({NASLIB_FILE}, {NASWOT_FILE})")
+        raise SystemExit(f"no peer file found ({', '.join(peer_files)})")
     naswot = load_naswot(naswot_path)[0] if naswot_path else None
-    ours = load_estbench(args.store)
-    ref = load_estbench(args.ref_store) if args.ref_store else None
+    ours = load_estbench(args.store, args.space)
+    ref = load_estbench(args.ref_store, args.space) if args.ref_store else None
     rows = compare(ours, naslib, naswot, args.dataset, ref)
     if args.format == "json":
         clean = [

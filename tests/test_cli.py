@@ -215,7 +215,7 @@ def test_unknown_space(runner, tmp_path):
     msg = one_line_error(
         runner.invoke(app, ["score", "--space", "nb210", "-e", "params", "--store", str(tmp_path / "s")])
     )
-    assert "Did you mean nb201" in msg and "Known: nb101, nb101-1shot3, nb201, toy" in msg
+    assert "Did you mean nb201" in msg and "Known: nb101, nb101-1shot3, nb201, nb301, toy" in msg
 
 
 def test_unknown_estimator(runner, tmp_path):

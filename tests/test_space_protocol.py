@@ -43,7 +43,7 @@ def duo():
 
 
 def test_the_registered_spaces():
-    assert SPACES.names() == ["nb101", "nb101-1shot3", "nb201", "toy"]
+    assert SPACES.names() == ["nb101", "nb101-1shot3", "nb201", "nb301", "toy"]
     assert all(isinstance(get_space(n), CellSearchSpace) for n in ("nb201", "toy"))
 
 

@@ -93,6 +93,31 @@ def check_inputs(store: Store, space: str, metric: str, protocol: str, estimator
     return estimators or scored
 
 
+def resolve_truth(store: Store, space: str, truth: str | None) -> str:
+    """The truth metric an analysis uses: ``truth`` when given; else the first of the
+    space's ``default_truth`` the store has, else its only measured metric. A surrogate
+    metric is never picked without being named (it is a prediction, not a measurement)."""
+    if truth:
+        return truth
+    metrics = store.metric_names(space)
+    if not metrics:
+        raise BadInput(f"no truth loaded for {space}; run `estbench truth load --space {space}`")
+    try:
+        from estbench.spaces import get_space
+
+        preferred = tuple(get_space(space).default_truth)
+    except Exception:  # a space this installation lacks (a store from elsewhere): no preference
+        preferred = ("cifar10-test",)
+    for name in preferred:
+        if name in metrics:
+            return name
+    measured = [m for m in metrics if not store.metric_is_surrogate(space, m)]
+    if len(measured) == 1:
+        return measured[0]
+    what = "measured metrics" if measured else "metrics (all surrogate predictions)"
+    raise BadInput(f"{space}: choose --truth among the {what} loaded: {', '.join(measured or metrics)}")
+
+
 def load_points(
     store: Store,
     space: str,

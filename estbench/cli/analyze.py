@@ -91,6 +91,10 @@ def command_for(key: str) -> Callable[..., None]:
         if check:
             check(**options)
         with open_store(store, read_only=True) as st:
+            if shared_truth and options.get("truth") is None:
+                from estbench.analysis.points import resolve_truth
+
+                options["truth"] = resolve_truth(st, options["space"], None)
             out = rows_fn(st, **options)
         shown = out.brief if out.brief is not None and fmt not in MACHINE_FORMATS else out
         echo(render(shown.columns, shown.rows, fmt, title=shown.title or out.title))
@@ -100,6 +104,7 @@ def command_for(key: str) -> Callable[..., None]:
     hints = typing.get_type_hints(rows_fn)
     own = [p for p in list(inspect.signature(rows_fn).parameters.values())[1:] if p.name not in ("store", "fmt")]
     standard = standard_options()
+    shared_truth = any(p.name == "truth" and p.default is inspect.Parameter.empty for p in own)
     params = []
     for p in own:
         if p.default is inspect.Parameter.empty and p.name in standard:  # a shared option, by name

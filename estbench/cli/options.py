@@ -27,7 +27,12 @@ FormatOpt: Any = typer.Option("table", "--format", "-f", help="Output: table, cs
 SpaceOpt: Any = typer.Option(..., "--space", "-s", help="Search space (see `estbench list spaces`).")
 SpaceFilterOpt: Any = typer.Option(None, "--space", "-s", help="Only this search space; default: every space.")
 TruthOpt: Any = typer.Option(
-    "cifar10-test", "--truth", "-t", help="Truth metric, e.g. cifar10-test (see `estbench truth list`)."
+    None,
+    "--truth",
+    "-t",
+    help="Truth metric, e.g. cifar10-test (see `estbench truth list`) [default: the space's usual metric "
+    "(nb201 cifar10-test; nb101 / nb301 cifar10-valid, else cifar10-valid-1seed) if loaded, else the only "
+    "measured metric loaded; a surrogate metric is used only when named].",
 )
 ProtocolOpt: Any = typer.Option(
     "deiso",

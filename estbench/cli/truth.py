@@ -26,7 +26,10 @@ def truth_load(
     source: str = typer.Option(
         "auto",
         "--source",
-        help="auto, table (estbench CSV), nats-simple (NATS-tss-v1_0-3ffb9-simple dir) or nb201-pth.",
+        help="auto, table (estbench CSV), or a space's own: nb201 nats-simple (NATS-tss-v1_0-3ffb9-simple dir) / "
+        "nb201-pth; nb101 tfrecord / naslib / vis; nb301 naslib (naslib_zc_nb301.json), nb301-dir (NB301 "
+        "training-data json dirs) / surrogate (the YAHPO ONNX model: predictions for every stored arch, a metric "
+        "marked surrogate).",
     ),
     metric: List[str] | None = typer.Option(None, "--metric", "-m", help="Load only these metrics (repeatable)."),
     replace: bool = typer.Option(
@@ -80,14 +83,9 @@ def truth_load(
 @truth_app.command("list")
 @handle_errors
 def truth_list(space: str | None = SpaceFilterOpt, store: str | None = StoreOpt, fmt: str = FormatOpt) -> None:
-    """List the truth metrics in the store."""
+    """List the truth metrics in the store (``surrogate``: a model's predictions, not measured)."""
     from estbench.report.render import render
 
     with open_store(store, read_only=True) as st:
-        cols, rows = st.query(
-            "SELECT m.space, m.metric, m.epoch, m.seed_mean, count(t.value) AS archs, m.source "
-            "FROM metrics m LEFT JOIN truth t USING (space, metric) WHERE ? IS NULL OR m.space = ? "
-            "GROUP BY ALL ORDER BY 1, 2",
-            [space, space],
-        )
+        cols, rows = st.truth_metrics(space)  # surrogate: predicted by a model (NB301), not measured
     echo(render(cols, rows, fmt))

@@ -158,3 +158,33 @@ def protocol_title(protocol: str, post_deiso: bool) -> str:
         return "iso: every architecture a point"
     score = "mean score of its scored members (post-deiso)" if post_deiso else "representative's score"
     return f"{protocol}: one point per class, class-mean truth, {score}"
+
+
+def truth_title(store, space: str, truth: str) -> str:
+    """``truth NAME`` for output headers, saying so when the metric is a surrogate's
+    prediction rather than a measurement."""
+    if store.metric_is_surrogate(space, truth):
+        return f"truth {truth} (SURROGATE predictions, not measured accuracies)"
+    return f"truth {truth}"
+
+
+def oneshot_first(groups, space: str) -> tuple[list, str | None]:
+    """``groups`` with the space's OS score (``SearchSpace.default_oneshot``: os_acc, or
+    os_loss on NB301 as in the paper's Table A9) before the other one-shot estimator,
+    everything else in place; and a title note naming it when one-shot rows exist."""
+    from estbench.runs.oneshot import OS_ESTIMATORS
+
+    try:
+        from estbench.spaces import get_space
+
+        default = get_space(space).default_oneshot
+    except Exception:  # a space this installation lacks
+        return list(groups), None
+    slots = [i for i, g in enumerate(groups) if g.estimator in OS_ESTIMATORS]
+    if not slots:
+        return list(groups), None
+    ordered = sorted((groups[i] for i in slots), key=lambda g: g.estimator != default)
+    out = list(groups)
+    for i, g in zip(slots, ordered):
+        out[i] = g
+    return out, f"OS score: {default} (the paper's for {space})"

@@ -19,6 +19,11 @@ SPACES.register(
     "estbench.spaces.nb101.search_space:ONESHOT3_SPACE",
     description="NAS-Bench-1shot1 search space 3 as the paper uses it (14,580 archs, 3 ops on 5 nodes)",
 )
+SPACES.register(
+    "nb301",
+    "estbench.spaces.nb301.search_space:SPACE",
+    description="NAS-Bench-301, the DARTS space (normal + reduction cell, 7 ops; ~10^18 archs, from truth or sampled)",
+)
 SPACES.register("toy", "estbench.spaces.toy:SPACE", description="27-arch test space on 8x8 inputs")
 
 

@@ -107,6 +107,11 @@ class SearchSpace:
     presets: Mapping[str, Mapping[str, Any]] = {}  # supernet training presets (TrainConfig fields)
     samplers: Registry = Registry("sampler")  # supernet samplers: name -> factory(space, rng)
     default_shape: Mapping[str, int] = {"c": 16, "n": 5, "num_classes": 10, "resolution": 32}
+    # the truth metrics analyses use when --truth is not given, in order of preference (the
+    # first the store has; ``analysis.points.resolve_truth``)
+    default_truth: tuple[str, ...] = ("cifar10-test",)
+    # the one-shot estimator the paper reports as "OS" for this space (Table A9: os_acc, NB301 os_loss)
+    default_oneshot: str = "os_acc"
     truth_how_to_get: str = "Write an estbench CSV truth table (columns index, arch_str, cifar10_test, ...)."
     builtin_truth: str | None = None  # a truth table shipped with estbench (``data.builtin``), the last fallback
 

@@ -147,6 +147,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (space, run_name, epoch, config_hash, pair, layer));
         """,
     ),
+    (
+        7,
+        "metrics.surrogate: a metric predicted by a surrogate model (NB301), not measured",
+        """
+        ALTER TABLE metrics ADD COLUMN surrogate BOOLEAN NOT NULL DEFAULT FALSE;
+        """,
+    ),
 ]
 
 

@@ -255,10 +255,11 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
                 con.execute("DELETE FROM truth WHERE space = ? AND metric = ?", [space, name])
                 con.execute("DELETE FROM metrics WHERE space = ? AND metric = ?", [space, name])
                 con.execute(
-                    "INSERT INTO metrics (space, metric, epoch, seed_mean, higher_is_better, source, description) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [space, name, info.epoch, info.seed_mean, info.higher_is_better, info.source, info.description],
-                )
+                    "INSERT INTO metrics (space, metric, epoch, seed_mean, higher_is_better, source, description, "
+                    "surrogate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [space, name, info.epoch, info.seed_mean, info.higher_is_better, info.source, info.description,
+                     info.surrogate],
+                )  # fmt: skip
             _insert_columns(
                 con, "truth", ("space", "arch_id", "metric", "value"),
                 {"space": [space] * len(rows), "arch_id": [r[0] for r in rows],
@@ -281,14 +282,33 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
     def metric_names(self, space: str) -> list[str]:
         return [r[0] for r in self._rows("SELECT metric FROM metrics WHERE space = ? ORDER BY 1", [space])]
 
+    def metric_info(self, space: str, metric: str):
+        """The stored ``MetricInfo`` of ``metric`` (None when the store lacks it)."""
+        from estbench.truth.model import MetricInfo
+
+        sql = (
+            "SELECT metric, epoch, seed_mean, coalesce(source, ''), higher_is_better, coalesce(description, ''), "
+            "surrogate FROM metrics WHERE space = ? AND metric = ?"
+        )
+        rows = self._rows(sql, [space, metric])
+        return MetricInfo(*rows[0]) if rows else None
+
+    def metric_is_surrogate(self, space: str, metric: str) -> bool:
+        """True when ``metric`` holds a surrogate model's predictions, not measured truth
+        (False for a metric the store lacks)."""
+        sql = "SELECT surrogate FROM metrics WHERE space = ? AND metric = ?"
+        rows = self._rows(sql, [space, metric])
+        return bool(rows and rows[0][0])
+
     def truth_metrics(self, space: str | None = None) -> tuple[list[str], list[tuple]]:
         """The metrics table with the number of archs that have a value (`truth list`)."""
         sql = (
-            "SELECT m.space, m.metric, m.epoch, m.seed_mean, count(t.value) AS archs, m.source "
+            "SELECT m.space, m.metric, m.epoch, m.seed_mean, m.surrogate, count(t.value) AS archs, m.source "
             "FROM metrics m LEFT JOIN truth t USING (space, metric) WHERE ? IS NULL OR m.space = ? "
             "GROUP BY ALL ORDER BY 1, 2"
         )
-        return ["space", "metric", "epoch", "seed_mean", "archs", "source"], self._rows(sql, [space, space])
+        cols = ["space", "metric", "epoch", "seed_mean", "surrogate", "archs", "source"]
+        return cols, self._rows(sql, [space, space])
 
     # ---- estimators and configs -------------------------------------------------
     def put_estimator(self, name: str, kind: str, higher_is_better: bool, description: str = "") -> None:

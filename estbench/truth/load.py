@@ -12,16 +12,19 @@ from estbench.store.store import Store
 from estbench.truth.model import MetricInfo, TruthTable
 
 
-def find_truth_source(space: SearchSpace, data: DataDir) -> Path:
-    """The first of the space's truth sources present in the data directories, else the
-    table shipped with estbench for the space (if any)."""
+def find_truth_source(space: SearchSpace, data: DataDir, source: str = "auto") -> Path:
+    """The first of the space's truth sources present in the data directories (only
+    ``source``'s paths when one is named), else the table shipped with estbench for the
+    space (if any, and only for "auto" or "table")."""
     from estbench.data.builtin import builtin_path
 
-    found = data.find_optional(space.truth_candidates())
-    shipped = builtin_path(space.builtin_truth) if space.builtin_truth else None
+    candidates = space.truth_candidates() if source == "auto" else space.truth_source(source).paths
+    found = data.find_optional(candidates)
+    shipped = builtin_path(space.builtin_truth) if space.builtin_truth and source in ("auto", "table") else None
     if found is None and shipped is not None:
         return shipped
-    return found or data.find(space.truth_candidates(), f"{space.name} ground truth", space.truth_how_to_get)
+    what = f"{space.name} ground truth" + (f" ({source})" if source != "auto" else "")
+    return found or data.find(candidates, what, space.truth_how_to_get)
 
 
 def read_truth(space: SearchSpace, path: Path, source: str, arch_ids: dict[str, int], metrics: list[str]) -> TruthTable:
@@ -85,7 +88,7 @@ def load_truth(
     Every check runs before the first write (an open space's new archs included)."""
     from estbench.runs.selection import arch_ids_by_string, ensure_archs
 
-    path = Path(file) if file else find_truth_source(space, data)
+    path = Path(file) if file else find_truth_source(space, data, source)
     ensure_archs(store, space, data)
     tbl = read_truth(space, path, source, arch_ids_by_string(store, space.name), metrics)
     added = unmatched = 0
@@ -93,6 +96,7 @@ def load_truth(
     if open_rows:  # every check before the first write: a refused file adds no archs
         tbl, unmatched = resolve_open(store, space, tbl, add=False)
     if merge:
+        check_same_kind(store, space.name, tbl)
         tbl, conflicts = merged(store, space.name, tbl)
     else:
         conflicts = 0
@@ -107,6 +111,20 @@ def load_truth(
     n = store.put_truth(space.name, tbl)
     return TruthLoad(tbl.metrics, n, {k: v for k, v in before.items() if v and not merge}, tbl.duplicates, added,
                      unmatched, conflicts if merge else 0)  # fmt: skip
+
+
+def check_same_kind(store: Store, space: str, tbl: TruthTable) -> None:
+    """BadInput when ``--merge`` would put a surrogate's predictions and measured values
+    into one metric: a surrogate metric is never averaged with measured truth."""
+    for name, info in tbl.metrics.items():
+        have = store.metric_info(space, name)
+        if have is not None and have.surrogate != info.surrogate:
+            kinds = ("a surrogate's predictions", "measured truth")
+            mine, theirs = kinds[not info.surrogate], kinds[not have.surrogate]
+            raise BadInput(
+                f"--merge: {name} holds {theirs} in the store and the file gives {mine}; a surrogate metric is "
+                "never averaged with measured truth (load it without --merge to replace the metric)"
+            )
 
 
 def merged(store: Store, space: str, tbl: TruthTable) -> tuple[TruthTable, int]:

@@ -15,7 +15,9 @@ SPLITS = ("test", "valid", "train")
 @dataclass(frozen=True)
 class MetricInfo:
     """A truth metric: ``name`` like ``cifar10-test``; the training epoch it was read
-    at; whether it is a mean over training seeds; where it came from."""
+    at; whether it is a mean over training seeds; where it came from; ``surrogate``: a
+    model's prediction (NB301's ONNX surrogate), not a measured training result: kept
+    apart from measured truth (``truth load --merge`` refuses to mix them)."""
 
     name: str
     epoch: int
@@ -23,6 +25,7 @@ class MetricInfo:
     source: str = ""
     higher_is_better: bool = True
     description: str = ""
+    surrogate: bool = False
 
 
 @dataclass

@@ -128,13 +128,13 @@ def criteria(
     same resamples (--ci-seed), so their intervals are paired; whether one estimator
     beats another is `estbench bias compare`. README: Uncertainty."""
     from estbench.analysis.evaluate import evaluate
-    from estbench.report.tables import criteria_brief_rows, criteria_rows
+    from estbench.report.tables import criteria_brief_rows, criteria_rows, truth_title
 
     ks = _parse_ks(k)
     groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, ks, post_deiso)
     if not groups:
         raise no_rows(st, space, truth, list(estimator or []), list(epoch or []), list(seed or []))
-    title = f"{space} vs {truth} ({protocol_title(protocol, post_deiso)})"
+    title = f"{space} vs {truth_title(st, space, truth)} ({protocol_title(protocol, post_deiso)})"
     if ci is not None:
         from estbench.analysis.bootstrap import add_intervals
 

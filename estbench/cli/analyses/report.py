@@ -70,7 +70,7 @@ def report(
     missing, figures). --figures DIR also writes each figure as PDF and PNG."""
     from estbench.analysis.evaluate import evaluate
     from estbench.cli.analyses.criteria import no_rows
-    from estbench.report.tables import a9_rows
+    from estbench.report.tables import a9_rows, oneshot_first, truth_title
 
     resamples = 1000 if resamples is None else resamples
     ci_seed = ci_seed or 0
@@ -80,7 +80,10 @@ def report(
     groups = evaluate(st, space, truth, protocol, list(estimator or []), epoch, seed, (0.05,), post_deiso)
     if not groups:
         raise no_rows(st, space, truth, list(estimator or []), list(epoch or []), list(seed or []))
-    title = f"Table A9 layout: {space}, truth {truth} ({protocol_title(protocol, post_deiso)})"
+    groups, os_note = oneshot_first(groups, space)
+    title = f"Table A9 layout: {space}, {truth_title(st, space, truth)} ({protocol_title(protocol, post_deiso)})"
+    if os_note:
+        title += f"; {os_note}"
     if ci is not None:
         from estbench.analysis.bootstrap import add_intervals
 

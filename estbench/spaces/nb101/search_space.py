@@ -36,6 +36,7 @@ class NB101(SearchSpace):
     vote_experts = ("relu_logdet", "grasp", "plain")  # the three best ZSEs of NB101 (paper Table A9)
     # stem channels, cells per stack (3 stacks), classes, input size: the official network
     default_shape = {"c": 128, "n": 3, "num_classes": 10, "resolution": 32}
+    default_truth = ("cifar10-valid", "cifar10-valid-1seed")  # the tfrecord's mean, else one run (shared tables)
     truth_how_to_get = TRUTH_HOW_TO_GET
 
     @property

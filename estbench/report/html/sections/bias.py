@@ -358,10 +358,15 @@ def _hist_grid(ctx, name, ps, pairs_of, summary, kinds, pick):
 
 
 def _hist_choice(ctx, sets, sums) -> int | None:
-    """The estimator whose histograms are drawn: the best KD among the non-structural
-    ones that have pairs (any, if all are structural)."""
+    """The estimator whose histograms are drawn: the space's OS score (``default_oneshot``,
+    as the paper's Fig. A11 draws OS changes) when scored, else the best KD among the
+    non-structural ones that have pairs (any, if all are structural)."""
     order = [i for i in _kd_order(ctx, sets) if int(sums[i]["n"].sum())]
-    return next((i for i in order if not structural(sets[i].estimator)), order[0] if order else None)
+    os_score = getattr(ctx.space_obj(), "default_oneshot", None) if ctx.space_obj() else None
+    preferred = [i for i in order if sets[i].estimator == os_score]  # the space's OS score (NB301: os_loss)
+    return next(
+        iter(preferred), next((i for i in order if not structural(sets[i].estimator)), order[0] if order else None)
+    )
 
 
 @section(
@@ -373,8 +378,8 @@ def _hist_choice(ctx, sets, sums) -> int | None:
     truth_up is the share of pairs whose truth increases, score_up the share whose estimate increases.
     The heatmap shows diff = score_up - truth_up: red = the estimator credits the mutation more often
     than the truth does (it overestimates what the mutation brings), blue = underestimates it; the
-    number after each estimator is its pairs. The histograms (one estimator: the best KD that is not
-    structural) show the change of truth and of estimate of each pair per kind, in units of their
+    number after each estimator is its pairs. The histograms (one estimator: the space's OS score when
+    scored, os_acc or os_loss on NB301 as in the paper, else the best KD that is not structural) show the change of truth and of estimate of each pair per kind, in units of their
     standard deviation over the points, with the shares of increases in the legends (one direction of
     each a<->b kind; the reverse is the mirror image). `estbench bias op` prints the table, `--show
     pairs` every pair.""",
