@@ -271,6 +271,6 @@ def test_flops_equal_naslibs_torchstat_count(naslib_table):
         net = NB301Network(g)
         theirs = naslib_table[g]["flops"]["score"] * 1e6
         assert naslib_flops(net) == round(theirs), gt.to_str(g)
-        # fvcore (conv/linear MACs + BN + global pool) is 3-6% below NASLib's count
-        assert 0.93 < structural(g, "flops") / theirs < 0.98
+        # fvcore (conv/linear MACs + BN + global pool) is 1-8% below NASLib's count (0.917-0.991 over all 725)
+        assert 0.91 < structural(g, "flops") / theirs < 0.995
         assert math.isclose(theirs, round(theirs), abs_tol=1e-3)
