@@ -43,50 +43,68 @@ from estbench.spaces.nb301 import genotype as gt
 STEM_MULTIPLIER = 3
 
 
-def batch_norm(c: int, bn: bool = True) -> nn.Module:
-    return nn.BatchNorm2d(c) if bn else nn.Identity()
+def batch_norm(c: int, bn: bool = True, affine: bool = True) -> nn.Module:
+    return nn.BatchNorm2d(c, affine=affine) if bn else nn.Identity()
+
+
+# The layers of DARTS's parametrised ops, shared with the supernet (``supernet.py``),
+# which holds them as plain Sequentials (its keys have no ``.op``) with ``affine`` BNs.
+def relu_conv_bn_layers(c_in: int, c_out: int, kernel: int, stride: int, padding: int, bn: bool = True,
+                        affine: bool = True) -> list[nn.Module]:  # fmt: skip
+    return [
+        nn.ReLU(inplace=False),
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+        batch_norm(c_out, bn, affine),
+    ]
+
+
+def dil_conv_layers(c: int, kernel: int, stride: int, bn: bool = True, affine: bool = True) -> list[nn.Module]:
+    """ReLU, depthwise k x k with dilation 2 (padding keeps the size), 1x1, BN."""
+    return [
+        nn.ReLU(inplace=False),
+        nn.Conv2d(c, c, kernel, stride, kernel // 2 * 2, dilation=2, groups=c, bias=False),
+        nn.Conv2d(c, c, 1, bias=False),
+        batch_norm(c, bn, affine),
+    ]
+
+
+def sep_conv_layers(c: int, kernel: int, stride: int, bn: bool = True, affine: bool = True) -> list[nn.Module]:
+    """(ReLU, depthwise k x k, 1x1, BN) twice, the stride on the first."""
+    pad = kernel // 2
+    return [
+        nn.ReLU(inplace=False),
+        nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False),
+        nn.Conv2d(c, c, 1, bias=False),
+        batch_norm(c, bn, affine),
+        nn.ReLU(inplace=False),
+        nn.Conv2d(c, c, kernel, 1, pad, groups=c, bias=False),
+        nn.Conv2d(c, c, 1, bias=False),
+        batch_norm(c, bn, affine),
+    ]
 
 
 class ReLUConvBN(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, bn: bool = True):
         super().__init__()
-        self.op = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            batch_norm(c_out, bn),
-        )
+        self.op = nn.Sequential(*relu_conv_bn_layers(c_in, c_out, kernel, stride, padding, bn))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
 
 
 class DilConv(nn.Module):
-    def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int, bn: bool = True):
+    def __init__(self, c: int, kernel: int, stride: int, bn: bool = True):
         super().__init__()
-        self.op = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            batch_norm(c, bn),
-        )
+        self.op = nn.Sequential(*dil_conv_layers(c, kernel, stride, bn))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
 
 
 class SepConv(nn.Module):
-    def __init__(self, c: int, kernel: int, stride: int, padding: int, bn: bool = True):
+    def __init__(self, c: int, kernel: int, stride: int, bn: bool = True):
         super().__init__()
-        self.op = nn.Sequential(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, stride, padding, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            batch_norm(c, bn),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, 1, padding, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            batch_norm(c, bn),
-        )
+        self.op = nn.Sequential(*sep_conv_layers(c, kernel, stride, bn))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -97,12 +115,12 @@ class FactorizedReduce(nn.Module):
     channels each, concatenated, BN. DARTS requires an even ``c_out``; an odd one gives
     the second conv the extra channel."""
 
-    def __init__(self, c_in: int, c_out: int, bn: bool = True):
+    def __init__(self, c_in: int, c_out: int, bn: bool = True, affine: bool = True):
         super().__init__()
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
-        self.bn = batch_norm(c_out, bn)
+        self.bn = batch_norm(c_out, bn, affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
@@ -118,13 +136,13 @@ def make_op(op: str, c: int, stride: int, bn: bool = True) -> nn.Module:
     if op == "skip_connect":
         return nn.Identity() if stride == 1 else FactorizedReduce(c, c, bn)
     if op == "sep_conv_3x3":
-        return SepConv(c, 3, stride, 1, bn)
+        return SepConv(c, 3, stride, bn)
     if op == "sep_conv_5x5":
-        return SepConv(c, 5, stride, 2, bn)
+        return SepConv(c, 5, stride, bn)
     if op == "dil_conv_3x3":
-        return DilConv(c, 3, stride, 2, 2, bn)
+        return DilConv(c, 3, stride, bn)
     if op == "dil_conv_5x5":
-        return DilConv(c, 5, stride, 4, 2, bn)
+        return DilConv(c, 5, stride, bn)
     raise BadInput(f"unknown NB301 op {op!r}; known: {', '.join(gt.OPS)}")
 
 

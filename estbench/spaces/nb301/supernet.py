@@ -56,6 +56,7 @@ from torch import nn
 from estbench.errors import BadInput
 from estbench.spaces.cell.supernet import AvgPool3x3
 from estbench.spaces.nb301 import genotype as gt
+from estbench.spaces.nb301.network import FactorizedReduce, dil_conv_layers, relu_conv_bn_layers, sep_conv_layers
 
 STEM_MULTIPLIER = 3
 N_EDGES = gt.N_EDGES
@@ -64,58 +65,23 @@ PARAM_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")  # 
 Plan = tuple[tuple[tuple[int, str, int], tuple[int, str, int]], ...]
 
 
-def _bn(c: int, affine: bool) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, affine=affine)
-
-
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, affine: bool):
-        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, 1, bias=False), _bn(c_out, affine))
+        super().__init__(*relu_conv_bn_layers(c_in, c_out, 1, 1, 0, affine=affine))
 
 
 class SepConv(nn.Sequential):
-    """DARTS's SepConv: (ReLU, depthwise k x k, 1x1, BN) twice, the first with the stride."""
+    """DARTS's SepConv (``network.sep_conv_layers``)."""
 
     def __init__(self, c: int, kernel: int, stride: int, affine: bool):
-        pad = kernel // 2
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, stride, pad, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            _bn(c, affine),
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, 1, pad, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            _bn(c, affine),
-        )
+        super().__init__(*sep_conv_layers(c, kernel, stride, affine=affine))
 
 
 class DilConv(nn.Sequential):
-    """DARTS's DilConv: ReLU, depthwise k x k with dilation 2, 1x1, BN."""
+    """DARTS's DilConv (``network.dil_conv_layers``)."""
 
     def __init__(self, c: int, kernel: int, stride: int, affine: bool):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, kernel, stride, kernel // 2 * 2, dilation=2, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False),
-            _bn(c, affine),
-        )
-
-
-class FactorizedReduce(nn.Module):
-    """DARTS's stride-2 identity: ReLU, two 1x1 stride-2 convs (the second shifted by one
-    pixel) to half the output channels each, concatenated, BN."""
-
-    def __init__(self, c_in: int, c_out: int, affine: bool):
-        super().__init__()
-        self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
-        self.bn = _bn(c_out, affine)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], 1))
+        super().__init__(*dil_conv_layers(c, kernel, stride, affine=affine))
 
 
 def make_op(op: str, c: int, stride: int, affine: bool) -> nn.Module:
@@ -125,7 +91,7 @@ def make_op(op: str, c: int, stride: int, affine: bool) -> nn.Module:
     if op == "avg_pool_3x3":
         return AvgPool3x3() if stride == 1 else nn.AvgPool2d(3, stride, 1, count_include_pad=False)
     if op == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine=affine)
     kind, kernel = op.rsplit("_", 1)[0], int(op[-1])
     return SepConv(c, kernel, stride, affine) if kind == "sep_conv" else DilConv(c, kernel, stride, affine)
 
@@ -170,7 +136,7 @@ class SuperCell(nn.Module):
     def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, affine: bool):
         super().__init__()
         self.reduction = reduction
-        self.pre0 = FactorizedReduce(c_pp, c, affine) if reduction_prev else ReLUConvBN(c_pp, c, affine)
+        self.pre0 = FactorizedReduce(c_pp, c, affine=affine) if reduction_prev else ReLUConvBN(c_pp, c, affine)
         self.pre1 = ReLUConvBN(c_p, c, affine)
         self.edges = nn.ModuleList()
         for j in range(gt.NODES):
