@@ -80,7 +80,11 @@ def score(
         help="Comma-separated experts of vote and vote_borda [default: the paper's set for the space].",
     ),
     c: int | None = typer.Option(None, "--channels", help="Initial channels C of the network (space default)."),
-    n: int | None = typer.Option(None, "--cells", help="Cells per stage N (space default)."),
+    n: int | None = typer.Option(
+        None,
+        "--cells",
+        help="Cells N (space default): per stage on nb201 / nb101 (3 stages), in all on nb301 (8; reductions at N//3 and 2N//3).",
+    ),
     num_classes: int | None = typer.Option(None, "--classes", help="Number of classes (space default)."),
     chunk_size: int | None = typer.Option(
         None,

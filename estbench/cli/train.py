@@ -34,7 +34,11 @@ def train(
         None, "--bn-affine/--no-bn-affine", help="Affine BN in cells (the paper advises against) [off]."
     ),
     c: int | None = typer.Option(None, "--channels", help="Initial channels C [preset]."),
-    n: int | None = typer.Option(None, "--cells", help="Cells per stage N [preset]."),
+    n: int | None = typer.Option(
+        None,
+        "--cells",
+        help="Cells N [preset]: per stage on nb201 / nb101, in all on nb301 (reductions at N//3 and 2N//3).",
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size [preset]."),
     lr: float | None = typer.Option(None, "--lr", help="Initial learning rate [0.05]."),
     train_images: int | None = typer.Option(
