@@ -23,15 +23,15 @@ official eval set of 78 batches of 128: a mean of 3 runs would not be), so they 
 from __future__ import annotations
 
 import ast
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from estbench.errors import BadInput, MissingData
+from estbench.errors import BadInput
 from estbench.spaces.nb101.tfrecord import iter_rows
+from estbench.truth.files import load_json
 from estbench.truth.model import MetricInfo, metric_from_column
 
 INPUT, OUTPUT = "input", "output"
@@ -140,16 +140,6 @@ def _params(v: Any, where: str) -> int:
     return v
 
 
-def _load_json(path: Path) -> Any:
-    if not path.is_file():
-        raise MissingData(f"{path} does not exist")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not a JSON file ({type(exc).__name__}: {str(exc)[:80]})") from None
-
-
 # ---- the official tfrecord ---------------------------------------------------------------
 
 
@@ -218,7 +208,7 @@ def read_official(
 
 
 def _vis_columns(path: Path, need: tuple[str, ...]) -> tuple[dict[str, list], int]:
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a JSON object of columns, found {type(data).__name__}")
     missing = [c for c in need if c not in data]
@@ -321,7 +311,7 @@ def read_naslib_zc(path: str | Path, dataset: str = "cifar10") -> list[PeerRecor
     from estbench.spaces.nb101 import spec as nb101_spec  # the official pruning and hash
 
     path = Path(path)
-    data = _load_json(path)
+    data = load_json(path)
     top = data.get("nasbench101") if isinstance(data, dict) else None
     if not isinstance(top, dict) or not isinstance(top.get(dataset), dict):
         has = ", ".join(top) if isinstance(top, dict) else "no 'nasbench101' object"

@@ -16,6 +16,7 @@ from typing import Iterable
 from estbench.errors import BadInput
 from estbench.spaces.nb101 import spec as nb
 from estbench.spaces.nb101 import truth as tr
+from estbench.truth.files import load_json
 from estbench.truth.model import TruthTable
 
 
@@ -67,7 +68,7 @@ def read_tfrecord(path: Path, arch_ids: dict[str, int], metrics: list[str] | Non
 
 def read_vis(path: Path, arch_ids: dict[str, int], metrics: list[str] | None = None, by_key: bool = False):
     """``nasbench_vis_1k.json`` (specs) or ``nasbench_vis_20k.json`` (hashes only)."""
-    data = tr._load_json(Path(path))
+    data = load_json(Path(path))
     with_spec = isinstance(data, dict) and "adjacency" in data
     records = tr.read_vis_1k(path) if with_spec else tr.read_vis_20k(path)
     return to_table(records, arch_ids, metrics, str(path), by_key)

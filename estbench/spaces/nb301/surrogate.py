@@ -23,7 +23,6 @@ when a surrogate is read.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 
 from estbench.errors import BadInput, MissingData
 from estbench.spaces.nb301 import genotype as gt
+from estbench.truth.files import load_json
 from estbench.truth.model import MetricInfo, TruthTable
 
 FINAL_EPOCH = 98  # the last epoch of NB301's logged curves: the surrogate's budget range is 1..98
@@ -68,13 +68,7 @@ def companion_paths(model: Path) -> tuple[Path, Path]:
 
 def read_encoding(path: Path) -> dict[str, dict[str, int]]:
     """``encoding_v2.json``: parameter -> {value: integer code}."""
-    if not path.is_file():
-        raise MissingData(f"{path} does not exist (the NB301 surrogate's value encoding, beside the model)")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
-        raise BadInput(f"{path}: not a JSON file ({type(exc).__name__}: {str(exc)[:80]})") from None
+    data = load_json(path, "the NB301 surrogate's value encoding, beside the model")
     ok = (
         isinstance(data, dict)
         and data

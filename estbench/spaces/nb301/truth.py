@@ -29,13 +29,13 @@ lacks gets id -1 (``load_truth`` adds it: nb301 is an open space).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from estbench.errors import BadInput, MissingData
 from estbench.spaces.nb301 import genotype as gt
+from estbench.truth.files import load_json
 from estbench.truth.model import MetricInfo, TruthTable
 
 NB301_EPOCHS = 100  # NB301's training budget (T_max of the cosine schedule)
@@ -57,19 +57,6 @@ def metric_name(split: str, epochs: int = NB301_EPOCHS, one_seed: bool = False) 
 
 
 # ---- shared checks ---------------------------------------------------------------------
-
-
-def load_json(path: Path) -> Any:
-    """The JSON content of ``path``; one-line BadInput / MissingData otherwise."""
-    if not path.is_file():
-        raise MissingData(f"{path} does not exist")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not a JSON file ({type(exc).__name__}: {str(exc)[:80]})") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _percent(v: Any, where: str, what: str) -> float:
