@@ -102,13 +102,9 @@ def resolve_truth(store: Store, space: str, truth: str | None) -> str:
     metrics = store.metric_names(space)
     if not metrics:
         raise BadInput(f"no truth loaded for {space}; run `estbench truth load --space {space}`")
-    try:
-        from estbench.spaces import get_space
+    from estbench.spaces import SearchSpace, find_space
 
-        preferred = tuple(get_space(space).default_truth)
-    except Exception:  # a space this installation lacks (a store from elsewhere): no preference
-        preferred = ("cifar10-test",)
-    for name in preferred:
+    for name in (find_space(space) or SearchSpace).default_truth:
         if name in metrics:
             return name
     measured = [m for m in metrics if not store.metric_is_surrogate(space, m)]

@@ -173,13 +173,12 @@ def oneshot_first(groups, space: str) -> tuple[list, str | None]:
     os_loss on NB301 as in the paper's Table A9) before the other one-shot estimator,
     everything else in place; and a title note naming it when one-shot rows exist."""
     from estbench.runs.oneshot import OS_ESTIMATORS
+    from estbench.spaces import find_space
 
-    try:
-        from estbench.spaces import get_space
-
-        default = get_space(space).default_oneshot
-    except Exception:  # a space this installation lacks
+    found = find_space(space)
+    if found is None:
         return list(groups), None
+    default = found.default_oneshot
     slots = [i for i, g in enumerate(groups) if g.estimator in OS_ESTIMATORS]
     if not slots:
         return list(groups), None

@@ -29,3 +29,14 @@ SPACES.register("toy", "estbench.spaces.toy:SPACE", description="27-arch test sp
 
 def get_space(name: str) -> SearchSpace:
     return SPACES.get(name)
+
+
+def find_space(name: str) -> SearchSpace | None:
+    """The registered space ``name``, or None (a store copied from an installation with
+    a space this one lacks: analyses then go without the space's preferences)."""
+    from estbench.errors import UnknownName
+
+    try:
+        return get_space(name)
+    except UnknownName:
+        return None

@@ -83,22 +83,16 @@ class ReportContext:
 
     def space_obj(self):
         """The registered search space, or None (a store of a space this install lacks)."""
-        from estbench.errors import BadInput
-        from estbench.spaces import get_space
+        from estbench.spaces import find_space
 
-        def make():
-            try:
-                return get_space(self.space)
-            except BadInput:
-                return None
-
-        return self.cached("space", make)
+        return self.cached("space", lambda: find_space(self.space))
 
     def option_text(self) -> str:
         """The report's selection, for the page header."""
-        from estbench.report.tables import protocol_title
+        from estbench.report.tables import protocol_title, truth_title
 
-        bits = [f"space {self.space}", f"truth {self.truth}", protocol_title(self.protocol, self.post_deiso)]
+        bits = [f"space {self.space}", truth_title(self.st, self.space, self.truth),
+                protocol_title(self.protocol, self.post_deiso)]  # fmt: skip
         if self.estimators:
             bits.append("estimators " + ", ".join(self.estimators))
         if self.epochs:

@@ -362,11 +362,12 @@ def _hist_choice(ctx, sets, sums) -> int | None:
     as the paper's Fig. A11 draws OS changes) when scored, else the best KD among the
     non-structural ones that have pairs (any, if all are structural)."""
     order = [i for i in _kd_order(ctx, sets) if int(sums[i]["n"].sum())]
-    os_score = getattr(ctx.space_obj(), "default_oneshot", None) if ctx.space_obj() else None
-    preferred = [i for i in order if sets[i].estimator == os_score]  # the space's OS score (NB301: os_loss)
-    return next(
-        iter(preferred), next((i for i in order if not structural(sets[i].estimator)), order[0] if order else None)
-    )
+    space = ctx.space_obj()
+    os_score = space.default_oneshot if space else None
+    ranked = [i for i in order if sets[i].estimator == os_score] + [
+        i for i in order if not structural(sets[i].estimator)
+    ]
+    return next(iter(ranked), order[0] if order else None)
 
 
 @section(
@@ -379,8 +380,8 @@ def _hist_choice(ctx, sets, sums) -> int | None:
     The heatmap shows diff = score_up - truth_up: red = the estimator credits the mutation more often
     than the truth does (it overestimates what the mutation brings), blue = underestimates it; the
     number after each estimator is its pairs. The histograms (one estimator: the space's OS score when
-    scored, os_acc or os_loss on NB301 as in the paper, else the best KD that is not structural) show the change of truth and of estimate of each pair per kind, in units of their
-    standard deviation over the points, with the shares of increases in the legends (one direction of
+    scored, os_acc or os_loss on NB301 as in the paper, else the best KD that is not structural) show
+    the change of truth and of estimate of each pair per kind, in units of their standard deviation over the points, with the shares of increases in the legends (one direction of
     each a<->b kind; the reverse is the mirror image). `estbench bias op` prints the table, `--show
     pairs` every pair.""",
     fills="estbench score on a space with mutations (archs that are each other's neighbours)",
