@@ -23,11 +23,22 @@ from estbench.spaces import get_space
 
 ZSE = measure_names(all_batches=False)  # the engine's per-batch measures
 ALL_BATCHES = measure_names(all_batches=True)
-PASS_NAMES = {"ce_backward", "grasp", "input_grad", "relu_forward", "synflow", "synflow_bn"}
+PAPER = sorted(REFERENCE)  # the paper's nine, with textbook references in zeroshot_refs.py
+PAPER_PASSES = {"ce_backward", "grasp", "input_grad", "relu_forward", "synflow", "synflow_bn"}
+# the newer proxies (issue 15): each family's references are in its own tests/test_zse_*.py
+NEWER = {
+    "az_expressivity", "az_progressivity", "az_trainability", "ntk_cond", "linear_regions", "meco", "swap",
+    "zen", "l2_norm", "epe_nas", "vkdnw", "vkdnw_single", "zico",
+}  # fmt: skip
 
 
 def builder(space, arch):
     return lambda bn: space.build(arch, bn=bn)
+
+
+def extras(space, arch) -> dict:
+    """What the engine's caller supplies beyond the network (runs.zeroshot does the same)."""
+    return {"thin_build": lambda: space.thin_network(arch)}
 
 
 def toy_archs(space) -> list:
@@ -42,13 +53,13 @@ def scratch_estimators(monkeypatch):
 
 # ---- registry and metadata ----------------------------------------------------------------
 def test_every_measure_is_registered_with_its_metadata():
-    assert set(ZSE) == set(REFERENCE) and not ALL_BATCHES
-    for name in ZSE:
+    assert set(ZSE) | set(ALL_BATCHES) == set(REFERENCE) | NEWER and ALL_BATCHES == ["zico"]
+    for name in ZSE + ALL_BATCHES:
         meta = ESTIMATORS.meta(name)
-        assert meta["kind"] == "zeroshot" and meta["derived"] is False and meta["all_batches"] is False
-        assert meta["needs"] in PASS_NAMES and isinstance(meta["higher_is_better"], bool)
+        assert meta["kind"] == "zeroshot" and meta["derived"] is False and meta["all_batches"] is (name == "zico")
+        assert meta["needs"] in PASSES and isinstance(meta["higher_is_better"], bool)
         assert isinstance(meta["settings"], tuple) and meta["description"]
-        assert meta["data_free"] is (meta["needs"] in ("synflow", "synflow_bn"))
+        assert meta["data_free"] is PASSES[meta["needs"]].data_free
         m = ESTIMATORS.get(name)
         assert isinstance(m, Measure) and m is get_measure(name) and m.needs == meta["needs"]
     from estbench.runs.vote import score_vote
@@ -102,15 +113,24 @@ def test_plan_is_the_union_of_the_needs_with_only_the_hooks_needed():
     assert _plan("relu_logdet").forward == ForwardNeeds(relu=True)  # no autograd at all
     p = _plan("synflow")  # alone: a BN-free build, no shared forward
     assert p.passes == ("synflow",) and p.forward is None and not p.bn_network
-    p = plan([get_measure(n) for n in ZSE])
-    assert p.passes == tuple(PASSES) and p.bn_network
+    p = _plan(*PAPER)
+    assert p.passes == tuple(q for q in PASSES if q in PAPER_PASSES) and p.bn_network
     assert p.forward == ForwardNeeds(grad=True, input_grad=True, fisher=True, relu=True, double_backward=True)
     assert p.graph_used_after("input_grad") and not _plan("jacob_cov").graph_used_after("input_grad")
     assert set(p.affected("ce_backward")) == {"grad_norm", "plain", "snip", "fisher", "grasp"}
+    p = plan([get_measure(n) for n in ZSE + ALL_BATCHES])  # every pass has a measure
+    assert p.passes == tuple(PASSES)
+    assert p.forward == ForwardNeeds(True, True, True, True, True, blocks=True, patterns=True)
+    assert _plan("swap").forward == ForwardNeeds(patterns=True) and _plan("meco").forward is None
+    assert (
+        p.graph_used_after("az_blocks") and p.graph_used_after("ntk") and not _plan("ntk_cond").graph_used_after("ntk")
+    )
 
 
 def test_every_pass_has_its_torch_step():
-    assert set(engine._STEPS) == set(PASSES) == PASS_NAMES
+    for name in PASSES:
+        assert callable(engine.step(name)), name
+    assert set(engine._STEPS) == set(PASSES)
 
 
 # ---- the contract over every registered measure on the whole toy space -----------------------
@@ -124,13 +144,18 @@ def toy_suite():
     for arch in toy_archs(space):
         runs = []
         for s in (0, 0, 1):
-            values, _, errors = run_measures(builder(space, arch), x, y, ZSE, seed=s)
+            values, _, errors = run_measures(builder(space, arch), x, y, ZSE, seed=s, extras=extras(space, arch))
             if ALL_BATCHES:
                 v, _, e = run_all_batches(builder(space, arch), batches, ALL_BATCHES, seed=s)
                 values, errors = {**values, **v}, {**errors, **e}
             runs.append((values, errors))
         out.append((arch, space.is_degenerate(arch), runs))
     return out
+
+
+# -inf by the reference's design on non-degenerate archs: AZ-NAS scores a block that
+# passes its gradient through unchanged (an identity cell) -inf
+EXPECTED_NONFINITE = {"az_trainability": lambda space, arch: space.cell.canonical(arch, "computational") == "0"}
 
 
 @pytest.mark.parametrize("name", ZSE + ALL_BATCHES)
@@ -140,7 +165,8 @@ def test_contract_finite_and_deterministic(toy_suite, name):
         (v0, e0), (v0b, _), (v1, _) = runs
         assert name not in e0, (arch, e0.get(name))
         assert isinstance(v0[name], float)
-        if not degenerate:
+        exempt = EXPECTED_NONFINITE.get(name, lambda *_: False)(get_space("toy"), arch)
+        if not degenerate and not exempt:
             assert np.isfinite(v0[name]), (arch, v0[name])
         assert v0[name] == v0b[name] or (np.isnan(v0[name]) and np.isnan(v0b[name])), arch
     varied = [runs[0][0][name] != runs[2][0][name] for arch, degenerate, runs in toy_suite if not degenerate]
@@ -160,12 +186,12 @@ def test_fused_suite_matches_per_measure_references(toy, arch_str):
     """float64, so the comparison is about semantics (plain and grasp are signed sums)."""
     arch = toy.parse(arch_str)
     x, y = toy_batch()
-    values, timings, errors = run_measures(builder(toy, arch), x, y, ZSE, seed=7, dtype=torch.float64)
+    values, timings, errors = run_measures(builder(toy, arch), x, y, PAPER, seed=7, dtype=torch.float64)
     assert not errors
-    assert set(timings) == {"build", "forward"} | PASS_NAMES
+    assert set(timings) == {"build", "forward"} | PAPER_PASSES
     torch.manual_seed(7)
     net = toy.build(arch).double()
-    for name in ZSE:
+    for name in PAPER:
         expected = REFERENCE[name](net, x.double(), y)
         assert values[name] == pytest.approx(expected, rel=1e-6, abs=1e-12), name
 
@@ -174,20 +200,21 @@ def test_fused_suite_matches_per_measure_references(toy, arch_str):
 def test_float32_suite_close_to_references(toy, arch_str):
     arch = toy.parse(arch_str)
     x, y = toy_batch()
-    values, _, errors = run_measures(builder(toy, arch), x, y, ZSE, seed=7)
+    values, _, errors = run_measures(builder(toy, arch), x, y, PAPER, seed=7)
     assert not errors
     torch.manual_seed(7)
     net = toy.build(arch)
-    for name in ZSE:
+    for name in PAPER:
         assert values[name] == pytest.approx(REFERENCE[name](net, x, y), rel=1e-4, abs=1e-6), name
 
 
 def test_each_measure_alone_equals_its_value_in_the_suite(toy):
     arch = toy.parse(ARCHS[0])
     x, y = toy_batch()
-    suite, _, _ = run_measures(builder(toy, arch), x, y, ZSE, seed=3, dtype=torch.float64)
+    more = extras(toy, arch)
+    suite, _, _ = run_measures(builder(toy, arch), x, y, ZSE, seed=3, dtype=torch.float64, extras=more)
     for name in ZSE:
-        alone, _, errors = run_measures(builder(toy, arch), x, y, [name], seed=3, dtype=torch.float64)
+        alone, _, errors = run_measures(builder(toy, arch), x, y, [name], seed=3, dtype=torch.float64, extras=more)
         assert not errors and alone[name] == pytest.approx(suite[name], rel=1e-12), name
 
 
@@ -196,11 +223,12 @@ def test_score_model_equals_the_engine(toy):
     of building a BN-free network: both must agree."""
     arch = toy.parse(ARCHS[1])
     x, y = toy_batch()
-    suite, _, _ = run_measures(builder(toy, arch), x, y, ZSE, seed=5, dtype=torch.float64)
+    more = extras(toy, arch)
+    suite, _, _ = run_measures(builder(toy, arch), x, y, ZSE, seed=5, dtype=torch.float64, extras=more)
     torch.manual_seed(5)
     net = toy.build(arch).double()
     for name in ZSE:
-        values, _, errors = score_model(net, x.double(), y, [name])
+        values, _, errors = score_model(net, x.double(), y, [name], seed=5, extras=more)
         assert not errors and values[name] == pytest.approx(suite[name], rel=1e-12), name
 
 
@@ -236,7 +264,7 @@ def test_one_forward_and_one_ce_backward_serve_the_ce_measures(toy):
 def test_full_suite_runs_one_batch_forward(toy):
     x, y = toy_batch()
     counts: dict = {}
-    run_measures(counting_builder(toy, toy.parse(ARCHS[0]), counts), x, y, ZSE, seed=0)
+    run_measures(counting_builder(toy, toy.parse(ARCHS[0]), counts), x, y, PAPER, seed=0)
     assert counts[("forward", BATCH)] == 1  # synflow / synflow_bn add batch-1 forwards only
     assert counts[("forward", 1)] == 2
 
@@ -278,7 +306,7 @@ def test_an_all_batches_measure_sees_every_batch_once(toy, scratch_estimators):
     )  # fmt: skip
     meta = ESTIMATORS.meta("mean_grad_norm")
     assert meta["all_batches"] is True and meta["data_free"] is False
-    assert measure_names(all_batches=True) == ["mean_grad_norm"]
+    assert "mean_grad_norm" in measure_names(all_batches=True)
     build = builder(toy, toy.parse(ARCHS[0]))
     batches = [toy_batch(seed=s) for s in (1, 2, 3)]
     values, timings, errors = run_all_batches(build, batches, ["mean_grad_norm"], seed=4)
@@ -313,7 +341,8 @@ def test_a_failing_measure_loses_no_other(toy, monkeypatch):
     entry = ESTIMATORS.entry("jacob_cov")
     monkeypatch.setattr(entry, "target", Measure("jacob_cov", "input_grad", broken))
     x, y = toy_batch()
-    values, _, errors = run_measures(builder(toy, toy.parse(ARCHS[0])), x, y, ZSE, seed=0)
+    arch = toy.parse(ARCHS[0])
+    values, _, errors = run_measures(builder(toy, arch), x, y, ZSE, seed=0, extras=extras(toy, arch))
     assert errors == {"jacob_cov": "FloatingPointError: boom"}
     assert set(values) == set(ZSE) - {"jacob_cov"}
 
@@ -326,9 +355,10 @@ def test_a_failing_pass_fails_its_measures_and_those_built_on_it(toy, monkeypatc
 
     monkeypatch.setattr(passes, "ce_gradients", broken)
     x, y = toy_batch()
-    values, _, errors = run_measures(builder(toy, toy.parse(ARCHS[0])), x, y, ZSE, seed=0)
+    arch = toy.parse(ARCHS[0])
+    values, _, errors = run_measures(builder(toy, arch), x, y, ZSE, seed=0, extras=extras(toy, arch))
     assert set(errors) == {"grad_norm", "plain", "snip", "fisher", "grasp"}
-    assert set(values) == {"jacob_cov", "relu_logdet", "synflow", "synflow_bn"}
+    assert set(values) == set(ZSE) - set(errors)
 
 
 def test_synflow_in_the_suite_bypasses_bn_and_alone_builds_without_bn(toy):
@@ -345,7 +375,7 @@ def test_synflow_in_the_suite_bypasses_bn_and_alone_builds_without_bn(toy):
             raise NotImplementedError("no BN-free variant")
         return toy.build(arch)
 
-    values, _, errors = run_measures(build, x, y, ZSE, seed=0)
+    values, _, errors = run_measures(build, x, y, ZSE, seed=0, extras=extras(toy, arch))
     assert built == [True] and not errors and set(values) == set(ZSE)
     values, _, errors = run_measures(build, x, y, ["synflow"], seed=0)
     assert built == [True, False] and not values and "NotImplementedError" in errors["synflow"]
@@ -379,7 +409,7 @@ def test_caller_model_is_not_mutated(toy, name):
     flags = [p.requires_grad for p in net.parameters()]
     x, y = toy_batch()
     x0 = x.clone()
-    values, _, errors = score_model(net, x, y, [name])
+    values, _, errors = score_model(net, x, y, [name], extras=extras(toy, toy.parse(ARCHS[0])))
     assert not errors and isinstance(values[name], float)
     after = net.state_dict()
     assert all(torch.equal(state[k], after[k]) for k in state)

@@ -45,7 +45,9 @@ DTYPES = ("float32", "float64")
 # supernet-init: the architecture as a candidate of ONE randomly initialised supernet per
 # seed (the paper's aw_nas code: only edges on input-output paths run, cell BN without
 # affine; dropout is off so that values are deterministic).
-WEIGHTS = ("fresh", "supernet-init")
+# kaiming-fanin: fresh, then re-initialised the way AZ-NAS's and VKDNW's code does
+# (conv/linear kaiming-normal fan_in, biases 0, BN 1/0: zeroshot.inits.kaiming_fanin_)
+WEIGHTS = ("fresh", "supernet-init", "kaiming-fanin")
 # supernet:RUN@EPOCH[,EPOCH...]: candidates of a trained run's supernet (RUN alone: every
 # checkpoint epoch); the run-name pattern is runs.train's (kept here: no torch import)
 TRAINED_PREFIX = "supernet:"
@@ -196,9 +198,23 @@ def measure_settings(name: str, cfg: ZeroShotConfig, space: SearchSpace, resolve
     """The settings that enter ``name``'s config hash (the batch count is a key column)."""
     meta = ESTIMATORS.meta(name)
     settings = {"space": space.name, **{k: resolved[k] for k in meta["settings"] if k != "n_batches"}}
+    settings.update(meta.get("constants") or {})
     if cfg.device != "cpu":
         settings["tf32"] = cfg.tf32
     return settings
+
+
+def unavailable(name: str, space: SearchSpace, n_batches: int) -> str | None:
+    """Why zero-shot measure ``name`` cannot be scored on ``space`` with ``n_batches``
+    batches (None: it can): too few batches (``min_batches``), or the space lacks the
+    method its pass ``requires`` (linear_regions: a thin network)."""
+    meta = ESTIMATORS.meta(name)
+    if n_batches < meta.get("min_batches", 1):
+        return f"{name} needs --batches {meta['min_batches']} or more (it compares batches)"
+    requires = meta.get("requires")
+    if requires and not hasattr(space, requires):
+        return f"{name} needs the space's {requires}(), which {space.name} does not define"
+    return None
 
 
 def batches_needed(name: str, cfg: ZeroShotConfig) -> int:
@@ -321,6 +337,9 @@ class ZeroShotJob:
     ):
         cfg.validate()
         check_device(cfg.device)
+        refused = [why for n in names if (why := unavailable(n, space, cfg.n_batches))]
+        if refused:
+            raise BadInput("; ".join(refused))
         spec = trained_weights(cfg.init)
         self.trained = TrainedSupernet(store, space, spec) if spec is not None else None
         if self.trained is not None:  # the run's shape and seed (see the module docstring)
@@ -383,18 +402,22 @@ class ZeroShotJob:
         seed, by_name = group.context["seed"], {k.estimator: k for k in keys}
         build = self._builder(self.space.parse(self.strs[arch_id]), group)
         run = dict(seed=seed, device=self.cfg.device, dtype=group.context["dtype"])
-        per_batch = [m for m in by_name if not ESTIMATORS.meta(m).get("all_batches")]
-        whole = [m for m in by_name if m not in per_batch]
+        needed = {m: self.n_needed[m] for m in by_name}
+        whole = [m for m in by_name if ESTIMATORS.meta(m).get("all_batches")]
+        extras = {"thin_build": self._thin_builder(self.strs[arch_id])}
+        per_batch, all_batches = engine.run_architecture(build, self.batches, needed, extras=extras, **run)
         rows = []
-        for b, (x, y) in enumerate(self.batches):
-            ms = [m for m in per_batch if b < self.n_needed[m]]
-            if ms:
-                rows += self._rows(by_name, ms, arch_id, b, engine.run_measures(build, x, y, ms, **run), run_id)
+        for b, result in enumerate(per_batch):
+            ms = [m for m in by_name if m not in whole and b < needed[m]]
+            rows += self._rows(by_name, ms, arch_id, b, result, run_id)
         if whole:  # measures of all batches at once are stored under batch 0
-            rows += self._rows(
-                by_name, whole, arch_id, 0, engine.run_all_batches(build, self.batches, whole, **run), run_id
-            )
+            rows += self._rows(by_name, whole, arch_id, 0, all_batches, run_id)
         return rows
+
+    def _thin_builder(self, arch_str: str):
+        """TE-NAS's thin network of the arch (linear_regions), if the space has one."""
+        thin = getattr(self.space, "thin_network", None)
+        return None if thin is None else (lambda: thin(self.space.parse(arch_str)))
 
     @staticmethod
     def _rows(by_name: dict, names: list[str], arch_id: int, batch: int, result: tuple, run_id: str) -> list[ScoreRow]:
@@ -420,6 +443,10 @@ class ZeroShotJob:
             return lambda bn: self.space.candidate(net, trained, bn)
         if self.cfg.init == "fresh":
             return lambda bn: self.space.build(arch, bn=bn, **shape)
+        if self.cfg.init == "kaiming-fanin":
+            from estbench.estimators.zeroshot.inits import kaiming_fanin_
+
+            return lambda bn: kaiming_fanin_(self.space.build(arch, bn=bn, **shape))
 
         def build(bn: bool):
             import torch

@@ -29,8 +29,9 @@ inside it) and one per pass for its own work, its measures' formulas included.""
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -47,7 +48,9 @@ from estbench.estimators.zeroshot.plan import (
     InputGradient,
     Plan,
     ReluCodes,
+    ReluPatterns,
     SynflowGradients,
+    Weights,
     plan,
 )
 
@@ -55,6 +58,76 @@ Values = dict[str, float]
 Timings = dict[str, float]
 Errors = dict[str, str]
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def run_architecture(
+    build: Callable[[bool], nn.Module],
+    batches: Sequence[Batch],
+    needed: Mapping[str, int],
+    *,
+    seed: int,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    extras: Mapping[str, Any] | None = None,
+) -> tuple[list[tuple[Values, Timings, Errors]], tuple[Values, Timings, Errors]]:
+    """Score one architecture with every measure of ``needed`` on one network.
+
+    ``needed[m]``: how many leading batches the per-batch measure m is scored on (1 for
+    data-free ones); measures registered ``all_batches`` see every batch and get one
+    value. The network is built once (torch seeded with ``seed`` first); for each batch
+    the plan of the measures it serves runs once, so an all-batches measure (zico)
+    shares its pass with the per-batch ones. ``extras``: what some passes need beyond
+    the network ("thin_build": TE-NAS's thin network for linear_regions).
+
+    Returns (one (values, timings, errors) per batch, the all-batches result). Every
+    requested measure of a batch is in exactly one of its values and errors; a failing
+    measure never loses the others. Each batch's timings hold the build's seconds."""
+    measures = [get_measure(n) for n in dict.fromkeys(needed)]
+    if not measures:
+        return [], ({}, {}, {})
+    per_batch = [m for m in measures if not m.all_batches]
+    whole = [m for m in measures if m.all_batches]
+    union = plan(measures)
+    device = torch.device(device)
+    first = _Run(union, device, seed, extras)
+    net = first.build(build, dtype)
+    built = first.timings.get("build", 0.0)
+    results: list[tuple[Values, Timings, Errors]] = []
+    outputs: dict[str, list[Any]] = {p: [] for p in plan(whole).passes} if whole else {}
+    whole_timings: Timings = {"build": built}
+    whole_errors: dict[str, BaseException] = {m.name: e for m, e in first.errors_of(whole)}
+    for b, (x, y) in enumerate(batches):
+        active = [m for m in per_batch if b < needed[m.name]] + whole
+        run = _Run(plan(active, bn_network=union.bn_network), device, seed, extras, first.buffers)
+        run.timings["build"] = built
+        if net is None:
+            run.errors.update(dict.fromkeys((m.name for m in active), first.errors[measures[0].name]))
+        elif active:
+
+            def sink(pass_name: str, out: Any, run: _Run = run) -> None:
+                run.compute(pass_name, out)
+                if pass_name in outputs:
+                    outputs[pass_name].append(out)
+
+            run.batch(net, x.to(device=device, dtype=dtype), y.to(device=device), sink, b)
+        for m in whole:
+            if m.name in run.errors:
+                whole_errors.setdefault(m.name, run.errors.pop(m.name))
+        for stage in ("forward", *{m.needs for m in whole}):
+            if stage in run.timings:
+                whole_timings[stage] = whole_timings.get(stage, 0.0) + run.timings[stage]
+        if b < max([needed[m.name] for m in per_batch], default=0):
+            results.append((run.values, run.timings, run.messages()))
+    whole_values: Values = {}
+    for m in whole:
+        if m.name not in whole_errors:
+            start = time.perf_counter()
+            try:
+                whole_values[m.name] = float(m.compute(outputs[m.needs]))
+            except Exception as exc:
+                whole_errors[m.name] = exc
+            whole_timings[m.needs] = whole_timings.get(m.needs, 0.0) + time.perf_counter() - start
+    return results, (whole_values, whole_timings, _messages(whole_errors))
 
 
 def run_measures(
@@ -66,19 +139,21 @@ def run_measures(
     seed: int,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    extras: Mapping[str, Any] | None = None,
 ) -> tuple[Values, Timings, Errors]:
-    """Score one architecture on one batch with every (per-batch) measure in ``measures``.
+    """Score one architecture on one batch with every (per-batch) measure in ``measures``
+    (:func:`run_architecture` on one batch).
 
     ``build(bn)`` returns a fresh network (with / without BatchNorm); torch is seeded with
     ``seed`` before the build, so either build gets the same conv/linear weights. Returns
     (values, wall seconds by stage, errors): every requested measure is in exactly one
     of values (possibly inf/nan; the caller records the status) and errors ("Type:
     message"); a failing measure never loses the others."""
-    run = _Run(plan(_measures(measures, all_batches=False)), torch.device(device))
-    net = run.build(build, seed, dtype)
-    if net is not None:
-        run.batch(net, x.to(device=device, dtype=dtype), y.to(device=device), run.compute)
-    return run.values, run.timings, run.messages()
+    names = [m.name for m in _measures(measures, all_batches=False)]
+    results, _ = run_architecture(
+        build, [(x, y)], dict.fromkeys(names, 1), seed=seed, device=device, dtype=dtype, extras=extras
+    )
+    return results[0] if results else ({}, {}, {})
 
 
 def run_all_batches(
@@ -91,34 +166,30 @@ def run_all_batches(
     dtype: torch.dtype = torch.float32,
 ) -> tuple[Values, Timings, Errors]:
     """Score one architecture with measures registered ``all_batches=True``: one value
-    per measure over all ``batches`` at once. The network is built once (seeded as in
-    :func:`run_measures`), each planned pass runs on every batch, and each measure gets
-    the list of its pass's outputs. Timings are summed over the batches; a measure whose
-    pass fails on any batch is an error."""
-    run = _Run(plan(_measures(measures, all_batches=True)), torch.device(device))
-    net = run.build(build, seed, dtype)
-    if net is None:
-        return run.values, run.timings, run.messages()
-    outputs: dict[str, list[Any]] = {p: [] for p in run.plan.passes}
-    for x, y in batches:
-        run.batch(net, x.to(device=device, dtype=dtype), y.to(device=device), lambda p, out: outputs[p].append(out))
-    for m in run.plan.measures:
-        if m.name not in run.errors:
-            with run.clock(m.needs), run.recorded([m.name]):
-                run.values[m.name] = float(m.compute(outputs[m.needs]))
-    return run.values, run.timings, run.messages()
+    per measure over all ``batches`` at once (:func:`run_architecture` without per-batch
+    measures). Timings are summed over the batches; a measure whose pass fails on any
+    batch is an error."""
+    names = [m.name for m in _measures(measures, all_batches=True)]
+    _, whole = run_architecture(build, batches, dict.fromkeys(names, 0), seed=seed, device=device, dtype=dtype)
+    return whole
 
 
 def score_model(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, measures: Iterable[str]
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    measures: Iterable[str],
+    *,
+    seed: int = 0,
+    extras: Mapping[str, Any] | None = None,
 ) -> tuple[Values, Timings, Errors]:
     """The same (per-batch) measures on a caller's model, which is left exactly as it was
     (modes, buffers, ``requires_grad``, no ``.grad`` written, no hooks left). synflow
     runs on it with its BatchNorms bypassed. x and y must already be on the model's
-    device/dtype."""
-    run = _Run(plan(_measures(measures, all_batches=False), bn_network=True), x.device)
+    device/dtype; ``seed`` seeds the random draws of the passes that make any."""
+    run = _Run(plan(_measures(measures, all_batches=False), bn_network=True), x.device, seed, extras, _buffers(net))
     with passes.preserved(net):
-        run.batch(net, x, y, run.compute)
+        run.batch(net, x, y, run.compute, 0)
     return run.values, run.timings, run.messages()
 
 
@@ -131,6 +202,10 @@ class _State:
     x: torch.Tensor
     y: torch.Tensor
     plan: Plan
+    seed: int = 0
+    batch: int = 0  # the batch's index (passes that draw random numbers seed them from (seed, batch))
+    buffers: dict[str, torch.Tensor] | None = None  # the network's buffers as built (BN running stats)
+    extras: Mapping[str, Any] | None = None
     fwd: passes.Forward | None = None
     weights: list[torch.Tensor] | None = None  # the scored weights (graph leaves)
     grads: list[torch.Tensor | None] | None = None  # CE gradients, with their graph when grasp is planned
@@ -140,28 +215,44 @@ class _Run:
     """One architecture under one plan: its network, the passes per batch, and the
     values, timings and errors they collect."""
 
-    def __init__(self, plan_: Plan, device: torch.device) -> None:
-        self.plan, self.device = plan_, device
+    def __init__(
+        self,
+        plan_: Plan,
+        device: torch.device,
+        seed: int = 0,
+        extras: Mapping[str, Any] | None = None,
+        buffers: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.plan, self.device, self.seed, self.extras, self.buffers = plan_, device, seed, extras, buffers
         self.values: Values = {}
         self.timings: Timings = {}
         self.errors: dict[str, BaseException] = {}
 
-    def build(self, build: Callable[[bool], nn.Module], seed: int, dtype: torch.dtype) -> nn.Module | None:
-        """The plan's network (None when it cannot be built: its measures fail, not the call)."""
+    def build(self, build: Callable[[bool], nn.Module], dtype: torch.dtype) -> nn.Module | None:
+        """The plan's network (None when it cannot be built: its measures fail, not the
+        call); its buffers as built are kept (:attr:`buffers`) for passes that need the
+        initial BN statistics after the shared forward has updated them."""
         bn = self.plan.bn_network
         try:
             with self.clock("build"):
-                torch.manual_seed(seed)
+                torch.manual_seed(self.seed)
                 net = build(bn)
                 # the BN-free network only serves synflow, which runs in float64 anyway
-                return (net.to(device=self.device, dtype=dtype) if bn else net.to(device=self.device)).train()
+                net = (net.to(device=self.device, dtype=dtype) if bn else net.to(device=self.device)).train()
+                self.buffers = _buffers(net)
+                return net
         except Exception as exc:
             self.errors.update(dict.fromkeys((m.name for m in self.plan.measures), exc))
             return None
 
-    def batch(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, sink: Callable[[str, Any], None]) -> None:
-        """Run every planned pass on one batch; ``sink(pass, output)`` inside its clock."""
-        state = _State(net, x, y, self.plan)
+    def errors_of(self, measures: Sequence[Measure]) -> list[tuple[Measure, BaseException]]:
+        return [(m, self.errors[m.name]) for m in measures if m.name in self.errors]
+
+    def batch(
+        self, net: nn.Module, x: torch.Tensor, y: torch.Tensor, sink: Callable[[str, Any], None], index: int
+    ) -> None:
+        """Run every planned pass on batch ``index``; ``sink(pass, output)`` inside its clock."""
+        state = _State(net, x, y, self.plan, self.seed, index, self.buffers, self.extras)
         if self.plan.forward is not None:
             try:
                 with self.clock("forward"):
@@ -174,13 +265,15 @@ class _Run:
             if (spec.forward is not None and state.fwd is None) or (spec.after is not None and spec.after not in done):
                 continue  # its measures' errors are recorded already
             with self.clock(p), self.recorded(self.plan.affected(p)):
-                out = _STEPS[p](state)
+                out = step(p)(state)
                 done.add(p)
                 sink(p, out)
 
     def compute(self, pass_name: str, output: Any) -> None:
         """Per-batch sink: every measure of the pass, each failing on its own."""
         for m in self.plan.measures_of(pass_name):
+            if m.all_batches:
+                continue  # fed the list of every batch's output by run_architecture
             with self.recorded([m.name]):
                 self.values[m.name] = float(m.compute(output))
 
@@ -206,12 +299,21 @@ class _Run:
             self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
     def messages(self) -> Errors:
-        return {n: f"{type(e).__name__}: {e}" for n, e in self.errors.items()}
+        return _messages(self.errors)
+
+
+def _messages(errors: Mapping[str, BaseException]) -> Errors:
+    return {n: f"{type(e).__name__}: {e}" for n, e in errors.items()}
+
+
+def _buffers(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: b.detach().clone() for name, b in net.named_buffers()}
 
 
 # ---- the passes' torch work, one step per name in plan.PASSES -------------------------------
 def _input_grad(s: _State) -> InputGradient:
-    return InputGradient(passes.input_gradient(s.fwd, retain_graph=s.plan.graph_used_after("input_grad")))
+    jac = passes.input_gradient(s.fwd, retain_graph=s.plan.graph_used_after("input_grad"))
+    return InputGradient(jac, s.y.detach(), int(s.fwd.logits.shape[1]))
 
 
 def _ce_backward(s: _State) -> CEGradients:
@@ -231,6 +333,16 @@ def _relu_forward(s: _State) -> ReluCodes:
     return ReluCodes(s.fwd.relu_kernel)
 
 
+def _relu_patterns(s: _State) -> ReluPatterns:
+    if s.fwd.patterns is None:
+        raise RuntimeError("the network has no nn.ReLU with a 4-D input to hook")
+    return ReluPatterns(s.fwd.patterns.distinct(), sum(p.numel() for p in s.net.parameters()))
+
+
+def _weights(s: _State) -> Weights:
+    return Weights([m.weight.detach() for _, m in passes.scored_layers(s.net)])
+
+
 def _synflow_bn(s: _State) -> SynflowGradients:
     return passes.synflow_gradients(s.net, tuple(s.x.shape[1:]))
 
@@ -245,9 +357,20 @@ _STEPS: dict[str, Callable[[_State], Any]] = {
     "ce_backward": _ce_backward,
     "grasp": _grasp,
     "relu_forward": _relu_forward,
+    "relu_patterns": _relu_patterns,
+    "weights": _weights,
     "synflow_bn": _synflow_bn,
     "synflow": _synflow,
 }
+
+
+def step(pass_name: str) -> Callable[[_State], Any]:
+    """The torch step of a pass: the engine's own, or its spec's ``module:function``
+    (imported on first use)."""
+    if pass_name not in _STEPS:
+        module, _, attr = PASSES[pass_name].step.partition(":")
+        _STEPS[pass_name] = getattr(importlib.import_module(module), attr)
+    return _STEPS[pass_name]
 
 
 def _measures(names: Iterable[str], *, all_batches: bool) -> list[Measure]:

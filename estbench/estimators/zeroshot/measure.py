@@ -39,6 +39,8 @@ def register_measure(
     settings: tuple[str, ...] | None = None,
     uses: tuple[str, ...] = (),
     all_batches: bool = False,
+    constants: dict[str, Any] | None = None,
+    min_batches: int = 1,
 ) -> Any:
     """Register a zero-shot measure as estimator ``name``.
 
@@ -50,6 +52,10 @@ def register_measure(
     the list of those outputs, one per batch, and returns one value for the whole set.
     ``settings``: the config fields that change its value (default: the pass's; they
     enter the cache key). ``uses``: optional products of the pass it reads ("fisher").
+    ``constants``: fixed parameters of the formula (e.g. a reference's sample count),
+    which enter the cache key next to the settings, so changing one recomputes.
+    ``min_batches``: the fewest batches it is defined on (zico: 2); a request with fewer
+    is refused (``--zse all`` leaves it out with a warning).
     Returns the registered :class:`Measure`; without ``compute``, a decorator (which
     returns the function unchanged). A name already registered raises ValueError. Example::
 
@@ -75,6 +81,9 @@ def register_measure(
         data_free=spec.data_free,
         all_batches=bool(all_batches),
         derived=False,
+        constants=dict(constants or {}),
+        min_batches=int(min_batches),
+        requires=spec.requires,
     )
 
     def add(fn: Callable[[Any], float]) -> Callable[[Any], float]:

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,10 +38,11 @@ def scored_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
 
 @contextlib.contextmanager
 def preserved(net: nn.Module) -> Iterator[None]:
-    """Run in train mode with every scored weight requiring grad; restore the modes, the
-    flags and the buffers (BN running statistics) afterwards."""
+    """Run in train mode with every parameter requiring grad (the scored conv/linear
+    weights, and BN weights for ntk_cond); restore the modes, the flags and the buffers
+    (BN running statistics) afterwards."""
     modes = [(m, m.training) for m in net.modules()]
-    flags = [(m.weight, m.weight.requires_grad) for _, m in scored_layers(net)]
+    flags = [(p, p.requires_grad) for p in net.parameters()]
     buffers = [(b, b.detach().clone()) for b in net.buffers()]
     try:
         net.train()
@@ -97,6 +99,71 @@ class FisherTap:
             self.armed = False
 
 
+def feature_blocks(net: nn.Module) -> list[nn.Module]:
+    """The blocks whose outputs are a network's feature maps F_0..F_L (AZ-NAS): the
+    model's own ``zs_blocks()`` if it has one, else its ``stem`` and every module of its
+    ``cells`` (a supernet candidate: its supernet's). NB201 gives stem + 17 cells
+    (reductions included), exactly the reference's ``extract_cell_features``."""
+    if hasattr(net, "zs_blocks"):
+        return list(net.zs_blocks())
+    inner = getattr(net, "supernet", net)
+    if hasattr(inner, "zs_blocks"):
+        return list(inner.zs_blocks())
+    stem, cells = getattr(inner, "stem", None), getattr(inner, "cells", None)
+    if stem is None or cells is None:
+        raise RuntimeError(f"{type(inner).__name__} has no stem and cells (or zs_blocks()) to take feature blocks from")
+    return [stem, *cells]
+
+
+class BlockTap:
+    """Forward hooks keeping each block's output (with its graph), in block order; a
+    block called more than once is an error (its feature would be ambiguous)."""
+
+    def __init__(self, blocks: list[nn.Module]) -> None:
+        self.blocks = blocks
+        self.outputs: list[torch.Tensor | None] = [None] * len(blocks)
+
+    def hook_for(self, index: int):
+        def on_output(module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
+            if self.outputs[index] is not None:
+                raise RuntimeError(f"block {index} ({type(module).__name__}) ran twice in one forward")
+            self.outputs[index] = out
+
+        return on_output
+
+    def features(self) -> list[torch.Tensor]:
+        missing = [i for i, o in enumerate(self.outputs) if o is None]
+        if missing:
+            raise RuntimeError(f"blocks {missing} did not run in the forward")
+        return list(self.outputs)
+
+
+class PatternTap:
+    """SWAP's sample-wise activation patterns, reduced during the forward: for every
+    ``nn.ReLU`` call with a 4-D input, each output position (channel, h, w) is one
+    neuron, its pattern the bits (output > 0) over the batch's images, packed into
+    uint64 words on the spot. :meth:`distinct` counts the distinct patterns over all
+    neurons (``torch.unique(dim=0)`` of the reference's [neurons, batch] sign matrix)."""
+
+    def __init__(self) -> None:
+        self.words: list[np.ndarray] = []
+
+    def __call__(self, _module: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        if inputs[0].dim() == 4:
+            bits = (out.detach().flatten(1) > 0).T.contiguous().cpu().numpy()  # [neurons, batch]
+            packed = np.packbits(bits, axis=1, bitorder="little")
+            width = -(-packed.shape[1] // 8) * 8
+            padded = np.zeros((packed.shape[0], width), np.uint8)
+            padded[:, : packed.shape[1]] = packed
+            self.words.append(padded.view(np.uint64))
+
+    def distinct(self) -> int | None:
+        if not self.words:
+            return None
+        words = np.concatenate(self.words)
+        return int(np.unique(words[:, 0]).size if words.shape[1] == 1 else np.unique(words, axis=0).shape[0])
+
+
 @dataclass
 class Forward:
     """What the shared forward leaves for the backward passes."""
@@ -105,6 +172,8 @@ class Forward:
     x: torch.Tensor  # the input leaf (requires grad when an input gradient is wanted)
     fisher: FisherTap | None = None
     relu_kernel: torch.Tensor | None = None
+    blocks: BlockTap | None = None
+    patterns: PatternTap | None = None
 
 
 def forward(net: nn.Module, x: torch.Tensor, needs: ForwardNeeds) -> Forward:
@@ -114,19 +183,25 @@ def forward(net: nn.Module, x: torch.Tensor, needs: ForwardNeeds) -> Forward:
     (first-order values unchanged)."""
     tap = FisherTap() if needs.fisher else None
     kernel = ReluKernel() if needs.relu else None
+    blocks = BlockTap(feature_blocks(net)) if needs.blocks else None
+    patterns = PatternTap() if needs.patterns else None
     handles = []
     try:
         if tap is not None:
             handles += [m.register_forward_hook(tap.hook_for(i)) for i, (_, m) in enumerate(scored_layers(net))]
         if kernel is not None:
             handles += [m.register_forward_hook(kernel) for m in net.modules() if is_relu(m)]
+        if blocks is not None:
+            handles += [m.register_forward_hook(blocks.hook_for(i)) for i, m in enumerate(blocks.blocks)]
+        if patterns is not None:
+            handles += [m.register_forward_hook(patterns) for m in net.modules() if isinstance(m, nn.ReLU)]
         leaf = x.detach().requires_grad_(needs.input_grad)  # a new leaf: the caller's x is untouched
         with torch.set_grad_enabled(needs.grad), lean_double_backward(enabled=needs.double_backward and needs.grad):
             logits = net(leaf)
     finally:
         for h in handles:
             h.remove()
-    return Forward(logits, leaf, tap, kernel.kernel if kernel is not None else None)
+    return Forward(logits, leaf, tap, kernel.kernel if kernel is not None else None, blocks, patterns)
 
 
 # ---- backward passes over the shared graph --------------------------------------------

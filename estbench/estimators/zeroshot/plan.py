@@ -25,6 +25,9 @@ DATA_SETTINGS = ("batch_size", "n_batches", "input", "init", "dtype", "c", "n", 
 # The synflow passes ignore the batch (an all-ones input of the batch's image shape) and
 # always run in float64, so neither the data settings nor dtype change their values.
 DATA_FREE_SETTINGS = ("init", "c", "n", "num_classes", "resolution")
+# zen: Gaussian noise of the batch's shape on a Gaussian re-initialised copy of the network
+# (the init setting still names which network: fresh or a supernet candidate)
+NOISE_SETTINGS = (*DATA_FREE_SETTINGS, "batch_size")
 
 
 # ---- what the passes produce (a measure's ``compute`` receives one of these) --------------
@@ -52,9 +55,11 @@ class HessianGradients:
 @dataclass(frozen=True)
 class InputGradient:
     """``input_grad``: d(sum of logits)/dx, [batch, *image] (zeros when the output
-    ignores the input)."""
+    ignores the input); the batch's labels and the number of logits (epe_nas)."""
 
     jacobian: Tensor
+    labels: Tensor | None = None
+    n_classes: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,84 @@ class SynflowGradients:
     grads: list[Tensor | None]
 
 
+@dataclass(frozen=True)
+class BlockStats:
+    """``az_blocks`` (AZ-NAS): per block feature F_0..F_L of the shared forward (the stem
+    and every cell, :func:`.passes.feature_blocks`), the entropy of its normalised
+    channel-covariance spectrum (``entropies``, L+1 values) and, for every consecutive
+    pair, the trainability term of the pair's random-projection VJP (``trainability``,
+    L values, the last pair first as in the reference)."""
+
+    entropies: list[float]
+    trainability: list[float]
+
+
+@dataclass(frozen=True)
+class NTKGram:
+    """``ntk`` (TE-NAS): K = J J^T, J the per-image gradients of the summed logits w.r.t.
+    every conv/linear weight and BN weight, on the shared train-mode forward (float64
+    [batch, batch])."""
+
+    kernel: Tensor
+
+
+@dataclass(frozen=True)
+class ReluPatterns:
+    """``relu_patterns`` (SWAP): the number of distinct per-neuron activation patterns
+    across the batch (a neuron: one position of one ReLU output of the shared forward;
+    its pattern: which images activate it) and the network's parameter count."""
+
+    distinct: int
+    n_params: int
+
+
+@dataclass(frozen=True)
+class ModuleCorrelations:
+    """``meco``: per module call of a train-mode forward of the batch's first image, the
+    smallest eigenvalue of the channel correlation matrix of its output (nan/inf
+    entries zeroed, as the reference), and the number of channels."""
+
+    min_eigenvalues: list[float]
+    channels: list[int]
+
+
+@dataclass(frozen=True)
+class ZenFeatures:
+    """``zen``: on a Gaussian re-initialised copy (conv/linear N(0,1), BN 1/0), the mean
+    over images of sum |f(x) - f(x + 0.01 e)| of the pre-global-pool features for
+    Gaussian x, e, and the sum over BNs of log sqrt(mean running_var) afterwards."""
+
+    feature_distance: float
+    log_bn_scale: float
+
+
+@dataclass(frozen=True)
+class Weights:
+    """``weights``: the conv/linear weights as initialised (data-free, no forward)."""
+
+    weights: list[Tensor]
+
+
+@dataclass(frozen=True)
+class RegionCount:
+    """``linear_regions`` (TE-NAS): distinct ReLU activation patterns among the
+    one-channel 3x3 crops fed to the space's thin network."""
+
+    distinct: int
+    samples: int
+
+
+@dataclass(frozen=True)
+class LogitFisher:
+    """``vkdnw``: eigenvalues (descending, float64) of F = mean_n J_n^T S_n J_n, J_n the
+    per-image Jacobian of the logits w.r.t. entry 0 of the first 128 parameter tensors
+    (eval-mode BN with the as-built statistics), S_n = diag(p) - p p^T of the smoothed
+    softmax; ``n_tensors``: the number of parameter tensors of the network (aleph)."""
+
+    eigenvalues: Tensor
+    n_tensors: int
+
+
 # ---- the passes ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ForwardNeeds:
@@ -84,6 +167,8 @@ class ForwardNeeds:
     fisher: bool = False  # tap conv/linear outputs during the CE backward
     relu: bool = False  # hook every ReLU for the code kernel
     double_backward: bool = False  # the CE gradients are differentiated again (grasp)
+    blocks: bool = False  # keep the block outputs (stem, cells) with their graph (az_blocks)
+    patterns: bool = False  # per-neuron ReLU-output patterns across the batch (relu_patterns)
 
     def __or__(self, other: ForwardNeeds) -> ForwardNeeds:
         return ForwardNeeds(**{f.name: getattr(self, f.name) or getattr(other, f.name) for f in fields(self)})
@@ -100,17 +185,34 @@ class PassSpec:
     settings: tuple[str, ...] = DATA_SETTINGS  # the default settings of its measures
     # optional products, made only for measures that ``use`` them, with what they need
     optional: dict[str, ForwardNeeds] = field(default_factory=dict, compare=False)
+    # "module:function" of its torch step (None: the engine's own, engine._STEPS)
+    step: str | None = None
+    # a search-space method the pass needs (linear_regions: the space's thin network)
+    requires: str | None = None
 
 
+_EXTRA = "estbench.estimators.zeroshot.extra"
 PASSES: dict[str, PassSpec] = {
     p.name: p
     for p in (
+        # passes that backpropagate through the shared graph without freeing it come first
         PassSpec("input_grad", InputGradient, forward=ForwardNeeds(grad=True, input_grad=True)),
+        PassSpec(
+            "az_blocks", BlockStats, forward=ForwardNeeds(grad=True, blocks=True), step=f"{_EXTRA}.aznas:az_blocks"
+        ),
+        PassSpec("ntk", NTKGram, forward=ForwardNeeds(grad=True), step=f"{_EXTRA}.tenas:ntk"),
         PassSpec(
             "ce_backward", CEGradients, forward=ForwardNeeds(grad=True), optional={"fisher": ForwardNeeds(fisher=True)}
         ),
         PassSpec("grasp", HessianGradients, forward=ForwardNeeds(grad=True, double_backward=True), after="ce_backward"),
         PassSpec("relu_forward", ReluCodes, forward=ForwardNeeds(relu=True)),
+        PassSpec("relu_patterns", ReluPatterns, forward=ForwardNeeds(patterns=True)),
+        # passes with forwards of their own
+        PassSpec("meco", ModuleCorrelations, step=f"{_EXTRA}.meco:meco"),
+        PassSpec("vkdnw", LogitFisher, step=f"{_EXTRA}.vkdnw:vkdnw"),
+        PassSpec("linear_regions", RegionCount, step=f"{_EXTRA}.tenas:linear_regions", requires="thin_network"),
+        PassSpec("zen", ZenFeatures, data_free=True, settings=NOISE_SETTINGS, step=f"{_EXTRA}.zen:zen"),
+        PassSpec("weights", Weights, data_free=True, settings=DATA_FREE_SETTINGS),
         PassSpec("synflow_bn", SynflowGradients, data_free=True, settings=DATA_FREE_SETTINGS),
         PassSpec("synflow", SynflowGradients, bn=False, data_free=True, settings=DATA_FREE_SETTINGS),
     )
