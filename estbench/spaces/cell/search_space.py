@@ -105,6 +105,29 @@ class CellSearchSpace(SearchSpace):
         s = self.shape(c=c, n=n, num_classes=num_classes)
         return CellNetwork(self.cell, arch, s.c, s.n, s.num_classes, bn=bn)
 
+    def thin_network(self, arch: Arch, num_classes: int | None = None) -> nn.Module:
+        """TE-NAS's thin network for ``linear_regions`` (its ``TinyNetworkDarts`` with C=1,
+        N=1, depth=1, no stem): the architecture's first cell at one channel on a
+        1-channel input, then BN(1) + ReLU, global pooling and a linear classifier
+        (the last two only complete the network: the region count reads the ReLUs).
+        Drawn from torch's global generator; the pass seeds it."""
+        from collections import OrderedDict
+
+        from torch import nn
+
+        from estbench.spaces.cell.network import Cell, batch_norm
+
+        classes = self.shape(num_classes=num_classes).num_classes
+        return nn.Sequential(
+            OrderedDict(
+                cell=Cell(self.cell, arch, 1),
+                lastact=nn.Sequential(batch_norm(1), nn.ReLU(inplace=False)),
+                global_pooling=nn.AdaptiveAvgPool2d(1),
+                flatten=nn.Flatten(),
+                classifier=nn.Linear(1, classes),
+            )
+        )
+
     def structural(self, arch: Arch, what: str, live_only: bool = False, **shape: int) -> int:
         from estbench.spaces.cell.cost import structural_cost
 

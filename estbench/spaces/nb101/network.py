@@ -213,3 +213,9 @@ class NB101Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.layers(self.stem(x)))
+
+    def zs_blocks(self) -> list[nn.Module]:
+        """The feature blocks of zero-shot proxies that read per-block outputs (AZ-NAS):
+        the stem and every cell; the parameter-free downsampling max-pools are not blocks
+        (a cell after one is differentiated through it)."""
+        return [self.stem, *(m for m in self.layers if isinstance(m, Cell))]
