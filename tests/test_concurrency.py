@@ -64,10 +64,15 @@ def test_two_score_runs_together_write_one_row_per_key(tmp_path, runner, toy_tru
             "SELECT count(*), count(DISTINCT (space, arch_id, estimator, config_hash, epoch, seed, batch)) FROM scores"
         )[1][0]
         assert total == distinct
-        # 27 archs: params + flops; per seed 7 data measures x 2 batches + synflow, synflow_bn x 1
-        assert st.query("SELECT count(*) FROM scores WHERE estimator NOT IN ('vote', 'vote_borda')")[1][0][
-            0
-        ] == 27 * 2 + 27 * 2 * (7 * 2 + 2)
+        # 27 archs: params + flops; per seed every data measure x 2 batches, the data-free
+        # and all-batches ones x 1 (the derived ones are ranks over the population)
+        from estbench.estimators import ESTIMATORS
+
+        metas = [ESTIMATORS.meta(n) for n in ESTIMATORS.names(kind="zeroshot", derived=False)]
+        per_seed = sum(1 if m["data_free"] or m["all_batches"] else 2 for m in metas)
+        derived = ", ".join(f"'{n}'" for n in ESTIMATORS.names(kind="zeroshot", derived=True))
+        total = st.query(f"SELECT count(*) FROM scores WHERE estimator NOT IN ({derived})")[1][0][0]
+        assert total == 27 * 2 + 27 * 2 * per_seed
         # vote: every (arch, seed) whose three experts all have a finite value
         complete = st.query(
             "SELECT count(*) FROM (SELECT arch_id, seed FROM score_mean WHERE estimator IN "

@@ -127,9 +127,10 @@ def test_bn_false_has_no_batchnorm_and_the_same_weights():
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in without.modules())
     plain = dict(without.state_dict())
     bn_free = {k: v for k, v in with_bn.state_dict().items() if k in plain}
-    assert set(bn_free) == set(plain) and len(plain) == sum(
-        isinstance(m, (nn.Conv2d, nn.Linear)) for m in with_bn.modules()
-    ) + 1  # + the classifier's bias
+    assert (
+        set(bn_free) == set(plain)
+        and len(plain) == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in with_bn.modules()) + 1
+    )  # + the classifier's bias
     assert all(torch.equal(bn_free[k], plain[k]) for k in plain)
     x = torch.randn(2, 3, 16, 16)
     assert without(x).shape == (2, 10)
@@ -150,11 +151,16 @@ def test_cached_costs_at_the_default_shape():
     net = NB301Network(g)
     assert structural(g, "params") == count_params(net)
     assert structural(g, "flops") == fvcore_flops(net, (1, 3, 32, 32))
-    relus = 8 * 2 + 2 + sum(  # preprocessing (FactorizedReduce after the 2 reductions: 1 each) + ops
-        n * {"sep_conv_3x3": 2, "sep_conv_5x5": 2, "dil_conv_3x3": 1, "dil_conv_5x5": 1}.get(op, 0)
-        for name, n in (("normal", 6), ("reduce", 2))
-        for op, _ in g.cell(name)
-    ) + 2 * sum(op == "skip_connect" and i < 2 for op, i in g.reduce)
+    relus = (
+        8 * 2
+        + 2
+        + sum(  # preprocessing (FactorizedReduce after the 2 reductions: 1 each) + ops
+            n * {"sep_conv_3x3": 2, "sep_conv_5x5": 2, "dil_conv_3x3": 1, "dil_conv_5x5": 1}.get(op, 0)
+            for name, n in (("normal", 6), ("reduce", 2))
+            for op, _ in g.cell(name)
+        )
+        + 2 * sum(op == "skip_connect" and i < 2 for op, i in g.reduce)
+    )
     assert structural(g, "relu") == count_relus(net) == relus - 2  # the first cells' pre0 are ReLUConvBN
     # DARTS_V2 at c=36, n=20 is DARTS's 3.3M-parameter network (3,349,342 without the auxiliary head)
     assert structural(DARTS_V2, "params", shape=NetShape(c=36, n=20)) == 3_349_342

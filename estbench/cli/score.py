@@ -31,7 +31,9 @@ def score(
     space: str = SpaceOpt,
     estimator: List[str] | None = estimator_option("Estimator to run (repeatable): params, flops, relu, synflow, ..."),
     zse: List[str] | None = typer.Option(
-        None, "--zse", help="Zero-shot estimator (repeatable), or 'all' for the whole suite (+ vote and vote_borda)."
+        None,
+        "--zse",
+        help="Zero-shot estimator (repeatable), or 'all' for the whole suite: the paper's measures, the newer proxies, vote, vote_borda and the rank aggregates (az_nas, vkdnw_agg, tenas; an aggregate also scores its experts); a measure the space or --batches cannot serve (zico needs 2 batches, linear_regions a cell space) is left out with a note.",
     ),
     ose: List[str] | None = typer.Option(
         None, "--ose", help="One-shot run (repeatable): store os_acc and os_loss of the archs inside its supernet."
@@ -63,7 +65,7 @@ def score(
     weights: str = typer.Option(
         "fresh",
         "--weights",
-        help="Zero-shot weights: fresh (a seeded standalone network per arch), supernet-init (candidates of one random supernet per seed, the paper's code), or supernet:RUN@EPOCH (candidates of training run RUN's supernet at that checkpoint epoch; several as @0,10,50; supernet:RUN = every checkpoint epoch; @0 without a checkpoint = the run's initialisation rebuilt from its seed; rows carry epoch = EPOCH and seed = the run's training seed, so --seed does not apply; vote is not computed on them).",
+        help="Zero-shot weights: fresh (a seeded standalone network per arch, PyTorch's default init), kaiming-fanin (fresh, re-initialised as AZ-NAS's and VKDNW's code does: conv/linear kaiming-normal fan_in, biases 0, BN 1/0), supernet-init (candidates of one random supernet per seed, the paper's code), or supernet:RUN@EPOCH (candidates of training run RUN's supernet at that checkpoint epoch; several as @0,10,50; supernet:RUN = every checkpoint epoch; @0 without a checkpoint = the run's initialisation rebuilt from its seed; rows carry epoch = EPOCH and seed = the run's training seed, so --seed does not apply; vote is not computed on them).",
     ),
     input_kind: str = typer.Option(
         "cifar10", "--input", help="cifar10 (fixed unaugmented training batches), noise-uniform or noise-gaussian."
@@ -129,7 +131,9 @@ def score(
         chunk_size=_or(chunk_size, 100),
     )  # fmt: skip
     request = ScoreRequest(
-        space=space, estimators=tuple(_estimator_names(list(estimator or []), list(zse or []), bool(ose))),
+        space=space, estimators=tuple(
+            _estimator_names(list(estimator or []), list(zse or []), bool(ose), get_space(space), batches)
+        ),
         one_shot_runs=tuple(ose or ()), archs=archs, seeds=tuple(seed or (20,)), epochs=tuple(epoch or ()),
         shape={"c": c, "n": n, "num_classes": num_classes}, zero_shot=zcfg, one_shot=ev,
         structural_chunk=_or(chunk_size, 5000), data_dir=data_dir,
@@ -148,14 +152,28 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-def _estimator_names(estimator: list[str], zse: list[str], one_shot: bool = False) -> list[str]:
+def _estimator_names(
+    estimator: list[str], zse: list[str], one_shot: bool = False, space=None, n_batches: int = 1
+) -> list[str]:
     from estbench.errors import BadInput
     from estbench.estimators import ESTIMATORS
+    from estbench.runs.aggregate import AGGREGATES
+    from estbench.runs.zeroshot import unavailable
 
     names = list(estimator)
     for z in zse:
-        if z == "all":
-            names += ESTIMATORS.names(kind="zeroshot")
+        if z == "all":  # every zero-shot estimator this space and batch count allow
+            for n in ESTIMATORS.names(kind="zeroshot"):
+                why = None if space is None or ESTIMATORS.meta(n).get("derived") else unavailable(n, space, n_batches)
+                if why:
+                    typer.echo(f"--zse all: leaving out {why}", err=True)
+                else:
+                    names.append(n)
+            for n, agg in AGGREGATES.items():  # an aggregate whose expert was left out goes too
+                lost = [e for e in agg.experts if ESTIMATORS.meta(e)["kind"] == "zeroshot" and e not in names]
+                if n in names and lost:
+                    names.remove(n)
+                    typer.echo(f"--zse all: leaving out {n} (its expert {lost[0]} is left out)", err=True)
             continue
         if ESTIMATORS.entry(z).meta["kind"] != "zeroshot":
             raise BadInput(f"{z} is not a zero-shot estimator; pass it with --estimator")

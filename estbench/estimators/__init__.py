@@ -54,4 +54,17 @@ ESTIMATORS.register(
     description="Borda count of vote's experts: their mean percent rank over the population",
 )  # fmt: skip
 
+# Rank aggregates of the newer proxies' authors (AZ-NAS, VKDNW, TE-NAS), also computed
+# from stored scores over the population (estbench.runs.aggregate); listed here by name
+# so that registering them imports nothing.
+for _name, _description in (
+    ("az_nas", "AZ-NAS: sum of log(rank/N) of flops, az_expressivity, az_progressivity, az_trainability"),
+    ("vkdnw_agg", "VKDNW_agg: sum of log(rank/N) of flops, az_expressivity, az_trainability, jacob_cov, vkdnw_single"),
+    ("tenas", "TE-NAS: minus the sum of the dense ranks of ntk_cond (ascending) and linear_regions (descending)"),
+):
+    ESTIMATORS.register(
+        _name, "estbench.runs.aggregate:score_aggregates", kind="zeroshot", derived=True, needs="analysis",
+        higher_is_better=True, settings=(), data_free=False, all_batches=False, description=_description,
+    )  # fmt: skip
+
 import estbench.estimators.zeroshot.measures  # noqa: E402,F401  (registers the built-in measures)

@@ -50,6 +50,7 @@ def score(
     gets one line when a run adds rows to a config written with other thread counts
     (default: ``warnings.warn``)."""
     from estbench.estimators import ESTIMATORS
+    from estbench.runs.aggregate import AGGREGATES, score_aggregates
     from estbench.runs.oneshot import OneShotJob
     from estbench.runs.selection import ensure_archs, select_archs
     from estbench.runs.structural import StructuralJob
@@ -64,9 +65,13 @@ def score(
         raise BadInput(
             "nothing to score: pass --estimator NAME, --zse NAME or --ose RUN (see `estbench list estimators`)"
         )
+    for n in [n for n in metas if n in AGGREGATES]:  # a rank aggregate scores its experts with it
+        metas.update({e: ESTIMATORS.meta(e) for e in AGGREGATES[n].experts if e not in metas})
     structural = [n for n, m in metas.items() if m["kind"] == "structural"]
     derived = [n for n, m in metas.items() if m.get("derived")]
     zero_shot = [n for n, m in metas.items() if m["kind"] == "zeroshot" and n not in derived]
+    aggregates = [n for n in derived if n in AGGREGATES]
+    derived = [n for n in derived if n not in aggregates]
     oneshot = [n for n, m in metas.items() if m["kind"] == "oneshot"]
     if oneshot:
         raise BadInput(f"{', '.join(oneshot)} are scored from a trained supernet: pass --ose RUN instead")
@@ -97,6 +102,8 @@ def score(
         summaries += run_job(store, space.name, job, ids, progress, threads, warn)
     if derived:
         summaries += score_vote(store, space.name, experts, _vote_filter(request.zero_shot, space), derived)
+    if aggregates:
+        summaries += score_aggregates(store, space.name, aggregates, _vote_filter(request.zero_shot, space))
     return summaries
 
 

@@ -64,15 +64,16 @@ def _wanted(settings: dict, want: dict) -> bool:
     return True
 
 
-def vote_families(store: Store, space: str, experts: list[str], want: dict) -> list[dict[str, str]]:
+def vote_families(store: Store, space: str, experts: list[str], want: dict, what: str = "vote") -> list[dict[str, str]]:
     """Families {expert: config hash} of recorded expert configs matching ``want``
-    (settings to match; ``input`` as (kind, data seed))."""
+    (settings to match; ``input`` as (kind, data seed)); ``what`` names the estimator
+    that needs them in the error."""
     configs = store.configs_of(space, experts)
     by_expert = {e: [(h, s) for n, h, s in configs if n == e and _wanted(s, want)] for e in experts}
     missing = [e for e, cs in by_expert.items() if not cs]
     if missing:
         raise BadInput(
-            f"vote needs scores of all its experts ({', '.join(experts)}); no matching config of {', '.join(missing)} "
+            f"{what} needs scores of all its experts ({', '.join(experts)}); no matching config of {', '.join(missing)} "
             f"for {space} in the store: score them first with `estbench score --space {space} --zse ...`"
         )
     anchor = max(experts, key=lambda e: max(len(s) for _, s in by_expert[e]))

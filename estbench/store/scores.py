@@ -73,6 +73,13 @@ class ScoresMixin:
         sql = load_sql("vote_borda").replace("\nVOTE_EXPERTS\n", "\n" + load_sql("vote_experts") + "\n")
         return self._rows(sql, params, "computing vote_borda")
 
+    def aggregate_values(self, space: str, experts: list[str]) -> list[tuple[str, str, int, int, float | None]]:
+        """(estimator, kind, seed, arch_id, oriented mean value or None) of the expert
+        configs ('estimator:config_hash') at epoch 0 (``sql/aggregate_experts.sql``)."""
+        return self._rows(
+            load_sql("aggregate_experts"), {"space": space, "experts": experts}, "reading rank-aggregate experts"
+        )
+
     def vote_values(self, space: str, experts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(seeds, arch_ids, values): the experts' oriented values (``sql/vote_experts.sql``)
         over the archs every expert scored, one row per (seed, arch) ordered by seed and
