@@ -53,6 +53,7 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/bench_foundation.py
 	$(BIN)/python benchmarks/bench_zeroshot.py
+	$(BIN)/python benchmarks/bench_zeroshot.py --batch 64 --newer --no-reference --repeats 3
 	$(BIN)/python benchmarks/bench_bias.py
 	$(BIN)/python benchmarks/bench_variance.py
 	$(BIN)/python benchmarks/bench_report.py

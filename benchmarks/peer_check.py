@@ -75,19 +75,19 @@ NASLIB_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 NASLIB_OPS = {0: "skip_connect", 1: "none", 2: "nor_conv_3x3", 3: "nor_conv_1x1", 4: "avg_pool_3x3"}
 # NASLib measure -> estbench estimator (None: estbench has no counterpart)
 NASLIB_MEASURES: dict[str, str | None] = {
-    "epe_nas": None,
+    "epe_nas": "epe_nas",
     "fisher": "fisher",
     "flops": "flops",
     "grad_norm": "grad_norm",
     "grasp": "grasp",
     "jacov": "jacob_cov",
-    "l2_norm": None,
+    "l2_norm": "l2_norm",
     "nwot": "relu_logdet",
     "params": "params",
     "plain": "plain",
     "snip": "snip",
     "synflow": "synflow",
-    "zen": None,
+    "zen": "zen",
 }
 NASLIB_SENTINEL = -1e8
 # The NASWOT authors' file holds one score; both candidates are compared.
@@ -366,7 +366,8 @@ def render(rows: list[Row], naslib: NaslibPeer | None, ours: EstbenchScores, dat
         skipped = [m for m, e in naslib.measures.items() if e is None]
         missing = [m for m, e in naslib.measures.items() if e is not None and e not in ours.values]
         excl = {m: n for m, n in naslib.excluded.items() if n}
-        lines.append(f"NASLib measures without an estbench counterpart: {', '.join(skipped)}")
+        if skipped:
+            lines.append(f"NASLib measures without an estbench counterpart: {', '.join(skipped)}")
         if missing:
             lines.append(f"not in the store (score them to compare): {', '.join(missing)}")
         if excl:

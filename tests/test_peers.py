@@ -280,7 +280,8 @@ def test_nb301_sentinel_rules_and_cli(pcm, tmp_path, capsys):
     assert rows["jacov"].n == n - 2 and rows["jacov"].tau == pytest.approx(-1.0)
     assert rows["params"].kd_estbench == pytest.approx(rows["params"].kd_peer) == pytest.approx(1.0)
     text = pcm.render(list(rows.values()), peer, ours, "cifar10")
-    assert "epe_nas, l2_norm" in text and "zen" not in text and "nwot 1" in text
+    assert "without an estbench counterpart" not in text and "nwot 1" in text
+    assert "not in the store (score them to compare): epe_nas" in text and "l2_norm" in text
 
     # the CLI: --space nb301 reads the NB301 file and the store's nb301 scores
     data = ["--space", "nb301", "--data-dir", str(tmp_path / "data")]
