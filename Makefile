@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STORE ?= estbench.duckdb
 
-.PHONY: install test test-all test-data test-browser lint format demo bench bench-all faults clean
+.PHONY: install test test-all test-data test-ray test-browser lint format demo bench bench-all faults clean
 
 $(BIN)/estbench: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: install
 
 test-data: install
 	$(BIN)/pytest -q -m data
+
+# score --executor ray on a local Ray runtime (skip, saying why, without the ray extra)
+test-ray: install
+	$(BIN)/pytest -q -m ray -rs
 
 # The HTML report loaded in headless Chromium (the tests skip, saying why, without it).
 test-browser: install

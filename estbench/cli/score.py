@@ -93,6 +93,18 @@ def score(
         "--chunk-size",
         help="Architectures per write transaction (a kill loses at most one chunk) [structural 5000, zero-shot 20, one-shot 100].",
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Where zero-shot architectures are computed: local (this process) or ray (tasks on a Ray cluster, this "
+        "process alone writes the store; needs pip install 'estbench[ray]').",
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Ray cluster to join ('auto': the running one) [default: a local Ray runtime]."
+    ),
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs per task (also its torch threads)."),
+    gpus_per_task: float = typer.Option(0.0, "--gpus-per-task", help="Ray: GPUs per task (fractions share a GPU)."),
+    archs_per_task: int = typer.Option(4, "--archs-per-task", help="Ray: architectures per task."),
     threads: int | None = ThreadsOpt,
     store: str | None = StoreOpt,
     init: bool = InitOpt,
@@ -142,6 +154,15 @@ def score(
     check_weights_request(weights, list(request.estimators), list(seed or []))  # trained weights' refusals
     request = replace(request, threads=set_threads(threads))  # before torch does any work
     request = replace(request, gradsim_pairs=gradsim)
+    from estbench.runs.executors import make_executor
+
+    request = replace(
+        request,
+        executor=make_executor(
+            executor, address=ray_address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+            archs_per_task=archs_per_task,
+        ),
+    )  # fmt: skip
     with open_store(store, init=init) as st, Progress() as prog:
         summaries = score(st, request, prog, warn=prog.warn)
     _print_summaries(summaries)

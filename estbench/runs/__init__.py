@@ -41,6 +41,7 @@ class ScoreRequest:
     data_dir: str | None = None
     threads: int | None = None  # torch CPU threads, set by the caller (estbench.threads); None: torch's own
     gradsim_pairs: int | None = None  # P: the one-shot runs get gradient similarity (runs.gradsim), not os_acc/loss
+    executor: object = None  # runs.executors: where zero-shot architectures are computed (None: this process)
 
 
 def score(
@@ -93,7 +94,7 @@ def score(
         summaries += run_job(store, space.name, job, ids, progress, threads)
     if zero_shot:
         job = ZeroShotJob(store, space, zero_shot, list(request.seeds), request.zero_shot, data)
-        summaries += run_job(store, space.name, job, ids, progress, threads, warn)
+        summaries += run_job(store, space.name, job, ids, progress, threads, warn, request.executor)
     for run in request.one_shot_runs:
         if request.gradsim_pairs is not None:
             summaries += _score_gradsim(store, space, run, request, data, progress, threads)

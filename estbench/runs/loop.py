@@ -66,10 +66,17 @@ def run_job(
     progress: Progress | None = None,
     threads: int | None = None,
     warn: Callable[[str], None] | None = None,
+    executor=None,
 ) -> list[ScoreSummary]:
     """Fill every key of ``job`` for ``arch_ids``; returns one summary per (estimator, config).
     ``threads`` (torch's CPU threads) goes into the run row; with ``warn``, a job about to
-    add rows to configs that runs with other thread counts wrote says so first."""
+    add rows to configs that runs with other thread counts wrote says so first.
+    ``executor`` (:mod:`.executors`; default local) computes the architectures; this
+    process alone writes their rows, in chunks, as they arrive."""
+    if executor is None:
+        from estbench.runs.executors import LocalExecutor
+
+        executor = LocalExecutor()
     groups = job.groups()
     summaries: dict[tuple[str, str], ScoreSummary] = {}
     for g in groups:
@@ -93,10 +100,9 @@ def run_job(
                 if warn:
                     _warn_mixed_threads(store, space, groups, threads, warn)
                 run = stack.enter_context(recorded_run(store, "score", space, job.name, job.config, threads))
-            job.prepare(g)
             rows: list[ScoreRow] = []
-            for i, (arch_id, keys) in enumerate(todo, start=1):
-                rows += job.compute(g, arch_id, keys, run.run_id)
+            for i, (_arch_id, keys, computed) in enumerate(executor.run(job, g, todo, run.run_id), start=1):
+                rows += computed
                 for k in keys:
                     summaries[(k.estimator, k.config_hash)].computed += 1
                 if i % job.chunk_size == 0 or i == len(todo):
