@@ -400,11 +400,13 @@ class ZeroShotJob:
         from estbench.estimators.zeroshot import engine
 
         seed, by_name = group.context["seed"], {k.estimator: k for k in keys}
-        build = self._builder(self.space.parse(self.strs[arch_id]), group)
+        arch = self.space.parse(self.strs[arch_id])
+        build = self._builder(arch, group)
         run = dict(seed=seed, device=self.cfg.device, dtype=group.context["dtype"])
         needed = {m: self.n_needed[m] for m in by_name}
         whole = [m for m in by_name if ESTIMATORS.meta(m).get("all_batches")]
-        extras = {"thin_build": self._thin_builder(self.strs[arch_id])}
+        thin = getattr(self.space, "thin_network", None)  # TE-NAS's thin network (linear_regions)
+        extras = {"thin_build": None if thin is None else (lambda: thin(arch))}
         per_batch, all_batches = engine.run_architecture(build, self.batches, needed, extras=extras, **run)
         rows = []
         for b, result in enumerate(per_batch):
@@ -413,11 +415,6 @@ class ZeroShotJob:
         if whole:  # measures of all batches at once are stored under batch 0
             rows += self._rows(by_name, whole, arch_id, 0, all_batches, run_id)
         return rows
-
-    def _thin_builder(self, arch_str: str):
-        """TE-NAS's thin network of the arch (linear_regions), if the space has one."""
-        thin = getattr(self.space, "thin_network", None)
-        return None if thin is None else (lambda: thin(self.space.parse(arch_str)))
 
     @staticmethod
     def _rows(by_name: dict, names: list[str], arch_id: int, batch: int, result: tuple, run_id: str) -> list[ScoreRow]:
