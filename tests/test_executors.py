@@ -126,3 +126,134 @@ def test_a_killed_driver_loses_only_work_in_flight(tmp_path):
     rows = _rows(store)
     keys = [r[:5] for r in rows]
     assert len(keys) == len(set(keys)) == 20 * 2 * (2 + 2 + 1)
+
+
+# ---- train --executor ray: one task per seed, the driver writes ---------------------------
+TRAIN = ["--space", "toy", "--preset", "cpu-small", "--train-images", "64", "--batch-size", "32",
+         "--checkpoint-every", "1"]  # fmt: skip
+
+
+@pytest.fixture
+def cifar(tmp_path):
+    from tests_support import write_fake_cifar
+
+    return str(write_fake_cifar(tmp_path / "data", n_per_batch=40))
+
+
+def _epochs(store):
+    with Store(store, read_only=True) as st:
+        return st.query("SELECT run_name, epoch, train_loss, steps FROM train_epochs ORDER BY ALL")[1]
+
+
+def _statuses(store):
+    with Store(store, read_only=True) as st:
+        return st.query("SELECT name, status FROM runs WHERE kind = 'train' ORDER BY ALL")[1]
+
+
+def _weights(run_dir, epoch):
+    from estbench.estimators.oneshot.checkpoint import checkpoint_path, load_checkpoint
+
+    return load_checkpoint(checkpoint_path(run_dir, epoch))["model"]
+
+
+def test_several_seeds_need_seed_in_the_run_name_and_train_one_after_another(runner, tmp_path, cifar):
+    store = str(tmp_path / "s.duckdb")
+    common = [*TRAIN, "--epochs", "2", "--store", store, "--data-dir", cifar, "--threads", "1"]
+    r = runner.invoke(app, ["train", "--run", "u", "--seed", "1", "--seed", "2", *common])
+    assert r.exit_code == 2 and "needs {seed} in it" in r.output
+    r = runner.invoke(app, ["train", "--run", "u-s{seed}", "--seed", "1", "--seed", "2", *common])
+    assert r.exit_code == 0, r.output
+    assert "run u-s1: 2 epochs" in r.output and "run u-s2: 2 epochs" in r.output
+    assert [(n, e) for n, e, _, _ in _epochs(store)] == [("u-s1", 1), ("u-s1", 2), ("u-s2", 1), ("u-s2", 2)]
+    assert _statuses(store) == [("u-s1", "done"), ("u-s2", "done")]
+
+
+def test_cuda_with_ray_needs_gpus_per_task():
+    from estbench.runs.executors import check_ray_device
+
+    check_ray_device("ray", "cuda", 0.25)
+    check_ray_device("local", "cuda", 0.0)
+    with pytest.raises(BadInput, match="needs --gpus-per-task"):
+        check_ray_device("ray", "cuda:1", 0.0)
+
+
+def test_fanout_driver_writes_reports_and_a_failed_run_leaves_the_others(tmp_path, cifar):
+    """train_fanout's bookkeeping with a stand-in executor (no Ray): epochs are written
+    as reported, a failed task marks its run failed and returns its error, the other
+    run is done; a rerun with --resume continues the failed run."""
+    from estbench.data.lookup import DataDir
+    from estbench.estimators.oneshot.train import EpochStats, preset_config
+    from estbench.runs.train import train_fanout
+    from estbench.spaces import get_space
+
+    space = get_space("toy")
+    cfg = preset_config(space, "cpu-small", epochs=2, train_images=64, batch_size=32)
+
+    class Stub:
+        def __init__(self, fail):
+            self.fail = fail
+
+        def train(self, specs):
+            assert set(specs) == {"a", "b"} and all(s[2].name in specs for s in specs.values())
+            for name in specs:
+                yield ("epoch", name, EpochStats(1, 2.0, 0.05, 0.1, 2), None)
+                if name == self.fail:
+                    yield ("failed", name, "RuntimeError: boom")
+                else:
+                    yield ("epoch", name, EpochStats(2, 1.5, 0.05, 0.1, 2), None)
+                    yield ("done", name, 2)
+
+    store = tmp_path / "f.duckdb"
+    runs = [("a", cfg), ("b", cfg)]
+    with Store(store) as st:
+        out = train_fanout(st, space, runs, DataDir(cifar), tmp_path / "runs", False, Stub("b"))
+    assert out["b"] == "RuntimeError: boom" and out["a"].epochs_done == 2
+    assert _statuses(store) == [("a", "done"), ("b", "failed")]
+    assert [(n, e) for n, e, _, _ in _epochs(store)] == [("a", 1), ("a", 2), ("b", 1)]
+    with Store(store) as st:  # b never wrote a checkpoint: it starts afresh, a is done already
+        out = train_fanout(st, space, runs, DataDir(cifar), tmp_path / "runs", True, Stub(None))
+    assert _statuses(store) == [("a", "done"), ("b", "done")]
+
+
+@pytest.mark.ray
+def test_ray_training_is_bit_identical_to_local(runner, tmp_path, cifar):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    local, fanned = str(tmp_path / "l.duckdb"), str(tmp_path / "r.duckdb")
+    seeds = ["--run", "u-s{seed}", "--seed", "1", "--seed", "2", "--epochs", "2"]
+    r = runner.invoke(app, ["train", *TRAIN, *seeds, "--threads", "1", "--store", local, "--data-dir", cifar,
+                            "--runs-dir", str(tmp_path / "lr")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", *TRAIN, *seeds, "--executor", "ray", "--store", fanned, "--data-dir", cifar,
+                            "--runs-dir", str(tmp_path / "rr")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert _epochs(local) == _epochs(fanned) and len(_epochs(local)) == 4
+    assert _statuses(fanned) == [("u-s1", "done"), ("u-s2", "done")]
+    for run in ("u-s1", "u-s2"):
+        a, b = _weights(tmp_path / "lr" / "toy" / run, 2), _weights(tmp_path / "rr" / "toy" / run, 2)
+        assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+
+
+@pytest.mark.ray
+def test_a_killed_training_driver_resumes_every_seed(tmp_path, cifar):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    store, runs = str(tmp_path / "k.duckdb"), tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "estbench", "train", *TRAIN, "--run", "u-s{seed}", "--seed", "1", "--seed", "2",
+           "--epochs", "40", "--executor", "ray", "--store", store, "--data-dir", cifar, "--runs-dir", str(runs)]  # fmt: skip
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        time.sleep(0.3)
+        try:
+            if os.path.exists(store) and len(_epochs(store)) >= 4:
+                break
+        except Exception:  # noqa: BLE001 (the writer holds the file for a moment)
+            continue
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert p.returncode == -signal.SIGKILL  # killed mid-run, not finished
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    epochs = [(n, e) for n, e, _, _ in _epochs(store)]
+    assert epochs == [(n, e) for n in ("u-s1", "u-s2") for e in range(1, 41)]
+    assert _statuses(store) == [("u-s1", "done"), ("u-s2", "done")]

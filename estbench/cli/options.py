@@ -95,3 +95,18 @@ VARIANCE_HELP = (
     "6.1, A.3.1, Table A11): validation batches, ranking stability, forgetting, gradient similarity, quality "
     "against training epoch."
 )
+
+# ---- fan-out on Ray (score, train) ----------------------------------------------------
+ExecutorOpt: Any = typer.Option(
+    "local",
+    "--executor",
+    help="local (this process) or ray (tasks on a Ray cluster; this process alone writes the store; "
+    "needs pip install 'estbench[ray]'; docs/scale.md).",
+)
+RayAddressOpt: Any = typer.Option(
+    None, "--ray-address", help="Ray cluster to join ('auto': the running one) [default: a local Ray runtime]."
+)
+CpusPerTaskOpt: Any = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs per task (also its torch threads).")
+GpusPerTaskOpt: Any = typer.Option(
+    0.0, "--gpus-per-task", help="Ray: GPUs per task (fractions share a GPU: 0.25 runs four tasks on one)."
+)

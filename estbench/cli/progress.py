@@ -125,3 +125,10 @@ class Progress:
         self.line(
             f"epoch {stats.epoch}/{self.epochs}: loss {stats.train_loss:.4f} lr {stats.lr:.4g} ({stats.seconds:.1f}s)"
         )
+
+    # ---- several runs training at once (train --executor ray) --------------------
+    def on_run_epoch(self, run: str, stats, epochs: int) -> None:
+        """A bar per run over its epochs; a plain line per epoch."""
+        info = f"loss {stats.train_loss:.4f} lr {stats.lr:.4g}"
+        self.update(run, total=epochs, completed=stats.epoch, info=info)
+        self.line(f"{run}: epoch {stats.epoch}/{epochs}: {info} ({stats.seconds:.1f}s)")

@@ -10,8 +10,12 @@ import typer
 from estbench.cli.common import handle_errors, open_store
 from estbench.cli.options import (
     ArchsOpt,
+    CpusPerTaskOpt,
     DataOpt,
+    ExecutorOpt,
+    GpusPerTaskOpt,
     InitOpt,
+    RayAddressOpt,
     SpaceOpt,
     StoreOpt,
     ThreadsOpt,
@@ -93,17 +97,10 @@ def score(
         "--chunk-size",
         help="Architectures per write transaction (a kill loses at most one chunk) [structural 5000, zero-shot 20, one-shot 100].",
     ),
-    executor: str = typer.Option(
-        "local",
-        "--executor",
-        help="Where zero-shot architectures are computed: local (this process) or ray (tasks on a Ray cluster, this "
-        "process alone writes the store; needs pip install 'estbench[ray]').",
-    ),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="Ray cluster to join ('auto': the running one) [default: a local Ray runtime]."
-    ),
-    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", help="Ray: CPUs per task (also its torch threads)."),
-    gpus_per_task: float = typer.Option(0.0, "--gpus-per-task", help="Ray: GPUs per task (fractions share a GPU)."),
+    executor: str = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
+    cpus_per_task: float = CpusPerTaskOpt,
+    gpus_per_task: float = GpusPerTaskOpt,
     archs_per_task: int = typer.Option(4, "--archs-per-task", help="Ray: architectures per task."),
     threads: int | None = ThreadsOpt,
     store: str | None = StoreOpt,
@@ -154,7 +151,9 @@ def score(
     check_weights_request(weights, list(request.estimators), list(seed or []))  # trained weights' refusals
     request = replace(request, threads=set_threads(threads))  # before torch does any work
     request = replace(request, gradsim_pairs=gradsim)
-    from estbench.runs.executors import make_executor
+    from estbench.runs.executors import check_ray_device, make_executor
+
+    check_ray_device(executor, device, gpus_per_task)
 
     request = replace(
         request,

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import List
+
 import typer
 
 from estbench.cli.common import handle_errors
-from estbench.cli.options import DataOpt, InitOpt, SpaceOpt, StoreOpt, ThreadsOpt
+from estbench.cli.options import (
+    CpusPerTaskOpt,
+    DataOpt,
+    ExecutorOpt,
+    GpusPerTaskOpt,
+    InitOpt,
+    RayAddressOpt,
+    SpaceOpt,
+    StoreOpt,
+    ThreadsOpt,
+)
 from estbench.cli.progress import Progress
 
 
@@ -16,14 +28,25 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def train(
     space: str = SpaceOpt,
-    run: str = typer.Option(..., "--run", "-r", help="Name of the run (its checkpoints live in RUNS_DIR/SPACE/RUN)."),
+    run: str = typer.Option(
+        ...,
+        "--run",
+        "-r",
+        help="Name of the run (its checkpoints live in RUNS_DIR/SPACE/RUN); with several --seed it must hold "
+        "{seed}, e.g. 'uniform-s{seed}': one run per seed.",
+    ),
     preset: str = typer.Option(
         "paper",
         "--preset",
         help="paper (the paper's full setting, for a GPU: 1000 epochs) or cpu-small (about 25 min on 2 CPU cores).",
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs [preset]."),
-    seed: int | None = typer.Option(None, "--seed", help="Training seed (paper: 20, 2020, 202020) [20]."),
+    seed: List[int] | None = typer.Option(
+        None,
+        "--seed",
+        help="Training seed (paper: 20, 2020, 202020) [20]; repeatable: one run per seed, one after another "
+        "locally, in parallel with --executor ray.",
+    ),
     sampler: str | None = typer.Option(
         None, "--sampler", help="uniform (all archs), deiso (uniform over isomorphism classes) or fairnas [uniform]."
     ),
@@ -68,6 +91,10 @@ def train(
     runs_dir: str | None = typer.Option(
         None, "--runs-dir", envvar="ESTBENCH_RUNS", help="Folder of run folders [estbench_runs beside the store]."
     ),
+    executor: str = ExecutorOpt,
+    ray_address: str | None = RayAddressOpt,
+    cpus_per_task: float = CpusPerTaskOpt,
+    gpus_per_task: float = GpusPerTaskOpt,
     threads: int | None = ThreadsOpt,
     store: str | None = StoreOpt,
     init: bool = InitOpt,
@@ -89,44 +116,81 @@ def train(
     again: acc_after_epoch. Rows go to the `forgetting` table; the probe touches no
     weight, BN statistic or random stream, so the run trains bit-identically with or
     without it, and --resume may switch it on, off or change it. Its cost is the 2N
-    forward passes, counted in the epoch's seconds (benchmarks/bench_forgetting.py)."""
+    forward passes, counted in the epoch's seconds (benchmarks/bench_forgetting.py).
+
+    Several seeds: `--run 'uniform-s{seed}' --seed 20 --seed 2020 --seed 202020` trains
+    three runs. --executor ray trains them in parallel, one Ray task per seed
+    (--cpus-per-task, also its torch threads; --gpus-per-task, e.g. 1 with --device
+    cuda); this process alone writes the store. RUNS_DIR and --data-dir must be at the
+    same path on every Ray worker (a shared file system on a cluster): each task trains
+    from its run's last checkpoint there. After a killed driver or worker, the same
+    command with --resume continues every run from its last checkpoint."""
     from estbench.data.lookup import DataDir
     from estbench.estimators.oneshot.train import ForgettingProbe, preset_config
-    from estbench.runs.train import check_run_name, runs_dir_for, train_run
+    from estbench.runs.executors import check_ray_device, make_executor
+    from estbench.runs.train import run_names, runs_dir_for, train_fanout, train_run
     from estbench.runs.zeroshot import check_device
     from estbench.spaces import get_space
     from estbench.store import Store, default_store_path
     from estbench.threads import set_threads
 
     sp = get_space(space)
-    check_run_name(run)  # before the store is opened: checkpoints go to RUNS_DIR/SPACE/RUN
     check_device(device)
+    check_ray_device(executor, device, gpus_per_task)
+    ex = make_executor(executor, address=ray_address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
     overrides = dict(
-        epochs=epochs, seed=seed, sampler=sampler, mc_samples=mc_samples, bn_affine=bn_affine, c=c, n=n,
+        epochs=epochs, sampler=sampler, mc_samples=mc_samples, bn_affine=bn_affine, c=c, n=n,
         batch_size=batch_size, lr=lr, train_images=train_images, checkpoint_every=checkpoint_every, device=device,
     )  # fmt: skip
-    cfg = preset_config(sp, preset, **overrides)
+    default = preset_config(sp, preset, **overrides)
+    # before the store is opened: checkpoints go to RUNS_DIR/SPACE/RUN
+    names = run_names(run, list(seed or []), default.seed)
+    runs = [(name, preset_config(sp, preset, **overrides, seed=s)) for name, s in names]
     probe = ForgettingProbe(probe_forgetting, probe_batch)
     store_path = store or default_store_path()
     rdir = runs_dir_for(store_path, runs_dir)
+    if executor == "ray":
+        n_threads = max(1, int(cpus_per_task))  # each task's torch threads
+        with Progress() as prog:
+            if resume:
+                for name, _ in runs:
+                    _warn_other_threads(Store(store_path, init=init), sp.name, name, n_threads, prog.warn)
+            outs = train_fanout(
+                Store(store_path, init=init), sp, runs, DataDir(data_dir), rdir, resume, ex,
+                on_epoch=lambda name, stats: prog.on_run_epoch(name, stats, default.epochs),
+                threads=n_threads, probe=probe,
+            )  # fmt: skip
+        for name, out in outs.items():
+            if isinstance(out, str):
+                typer.echo(f"run {name}: failed: {out} (fix it, then rerun with --resume)", err=True)
+            else:
+                _done(sp.name, name, out)
+        if any(isinstance(o, str) for o in outs.values()):
+            raise typer.Exit(1)
+        return
     n_threads = set_threads(threads)  # before torch does any work
-    with Progress() as prog:
-        if resume:
-            _warn_other_threads(Store(store_path, init=init), sp.name, run, n_threads, prog.warn)
-        prog.training(cfg.epochs, cfg.lr)
-        out = train_run(
-            Store(store_path, init=init),
-            sp,
-            run,
-            cfg,
-            DataDir(data_dir),
-            rdir,
-            resume,
-            on_epoch=prog.on_epoch,
-            on_step=prog.on_step,
-            threads=n_threads,
-            probe=probe,
-        )
+    for name, cfg in runs:
+        with Progress() as prog:
+            if resume:
+                _warn_other_threads(Store(store_path, init=init), sp.name, name, n_threads, prog.warn)
+            prog.training(cfg.epochs, cfg.lr)
+            out = train_run(
+                Store(store_path, init=init),
+                sp,
+                name,
+                cfg,
+                DataDir(data_dir),
+                rdir,
+                resume,
+                on_epoch=prog.on_epoch,
+                on_step=prog.on_step,
+                threads=n_threads,
+                probe=probe,
+            )
+        _done(sp.name, name, out)
+
+
+def _done(space: str, run: str, out) -> None:
     typer.echo(
         f"run {run}: {out.epochs_done} epochs, checkpoints at {', '.join(map(str, out.checkpoints))} in {out.run_dir} "
         f"({out.seconds:.0f}s this session)",
@@ -134,7 +198,7 @@ def train(
     )
     if out.probes:
         typer.echo(
-            f"forgetting probes: {out.probes} rows this session; see estbench variance forgetting --space {sp.name} "
+            f"forgetting probes: {out.probes} rows this session; see estbench variance forgetting --space {space} "
             f"--run {run}",
             err=True,
         )

@@ -13,7 +13,12 @@ values are the same (bit-identical on CPU for the same thread count). A task tha
 is retried by Ray (``max_retries`` for a dead worker, ``retry_exceptions`` off: a Python
 error is deterministic) and then becomes ``failed`` rows for every batch of its keys,
 with the error in ``detail``; the run finishes. Ray is an optional extra
-(``pip install 'estbench[ray]'``) and is imported only by :class:`RayExecutor`."""
+(``pip install 'estbench[ray]'``) and is imported only by :class:`RayExecutor`.
+
+Training (``train --executor ray``, :meth:`RayExecutor.train`): one task per run (per
+seed); the task trains from the run's last checkpoint and reports each epoch (and its
+forgetting probes) through a Ray queue to the driver, which writes them
+(``runs.train.train_fanout``)."""
 
 from __future__ import annotations
 
@@ -61,6 +66,38 @@ def _compute_chunk(job, group, chunk: Work, run_id: str, threads: int | None) ->
     return out
 
 
+def _train_task(name: str, cfg, space, run_dir, data, probe, queue, threads: int | None) -> int:
+    """A Ray task: train run ``name`` from its last checkpoint in ``run_dir`` (from
+    scratch when there is none: the first attempt, or a retry of a worker that died
+    before it wrote one), putting ("epoch", name, stats, checkpoint path) and
+    ("probes", name, epoch, rows) on ``queue`` as they happen; returns the epochs done."""
+    import torch
+
+    from estbench.data.cifar10 import load_cifar10
+    from estbench.estimators.oneshot.checkpoint import list_checkpoints
+    from estbench.estimators.oneshot.train import train_supernet
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    def on_epoch(stats) -> None:
+        ckpt = list_checkpoints(run_dir).get(stats.epoch)
+        queue.put(("epoch", name, stats, None if ckpt is None else str(ckpt)))
+
+    stats = train_supernet(
+        cfg, space, load_cifar10(data, "train"), run_dir, resume=True, on_epoch=on_epoch, probe=probe,
+        on_probes=lambda epoch, rows: queue.put(("probes", name, epoch, rows)),
+    )  # fmt: skip
+    return len(stats)
+
+
+def _error_line(exc: BaseException) -> str:
+    """The first line of the error a task raised (Ray wraps it with its traceback)."""
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"
+
+
 @dataclass
 class RayExecutor:
     """Tasks of ``archs_per_task`` architectures on a Ray cluster (``address`` None: a
@@ -85,12 +122,51 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
-            kw = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
+            import logging
+
+            kw = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True,
+                  "logging_level": logging.WARNING}  # fmt: skip
             if self.address:
                 ray.init(address=self.address, **kw)
             else:
                 ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kw)
         return ray
+
+    def train(self, specs: dict) -> Iterator[tuple]:
+        """One task per run ``{name: (cfg, space, run_dir, data, probe)}``; yields the
+        tasks' ("epoch", name, stats, ckpt) and ("probes", name, epoch, rows) reports as
+        they arrive, then ("done", name, epochs) or ("failed", name, error line) once a
+        task has ended (after every report it made). A task whose worker dies is retried
+        (``max_retries``) from the run's last checkpoint."""
+        ray = self._init()
+        from ray.util.queue import Queue
+
+        queue = Queue()
+        task = ray.remote(_train_task).options(
+            num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=self.max_retries
+        )
+        threads = max(1, int(self.cpus_per_task))
+        pending = {task.remote(name, *spec, queue, threads): name for name, spec in specs.items()}
+
+        def reports():
+            n = queue.qsize()
+            return queue.get_nowait_batch(n) if n else []
+
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                yield from reports()
+                for ref in ready:
+                    name = pending.pop(ref)
+                    yield from reports()  # a task's queue.put returns once the queue holds the report
+                    try:
+                        yield ("done", name, ray.get(ref))
+                    except Exception as exc:  # noqa: BLE001 (the run fails, the others go on)
+                        yield ("failed", name, _error_line(exc))
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            queue.shutdown()
 
     def run(self, job, group, todo: Work, run_id: str) -> Iterator[tuple[int, list[ScoreKey], list[ScoreRow]]]:
         ray = self._init()
@@ -115,6 +191,15 @@ class RayExecutor:
         finally:
             for ref in pending:  # the driver stops (Ctrl-C, an error): nothing more is written
                 ray.cancel(ref, force=True)
+
+
+def check_ray_device(executor: str, device: str, gpus_per_task: float) -> None:
+    """Ray gives a task no GPU unless it asks for one (CUDA_VISIBLE_DEVICES is empty)."""
+    if executor == "ray" and device.startswith("cuda") and gpus_per_task <= 0:
+        raise BadInput(
+            f"--device {device} with --executor ray needs --gpus-per-task (1 for a GPU per task, 0.25 to share one "
+            "GPU among four tasks): Ray hides the GPUs from a task that asks for none"
+        )
 
 
 def make_executor(

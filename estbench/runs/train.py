@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from estbench.data.lookup import DataDir
 from estbench.errors import BadInput, EstbenchError
@@ -132,6 +132,62 @@ def _check_same_run(name: str, saved: dict, config: dict, run_dir: Path, resume:
         )
 
 
+def run_names(template: str, seeds: list[int] | None, default_seed: int) -> list[tuple[str, int]]:
+    """(run name, seed) per ``--seed``: ``{seed}`` in ``--run`` becomes the seed, and
+    is required when several seeds are trained (each seed is its own run)."""
+    seeds = list(dict.fromkeys(seeds or [default_seed]))
+    if len(seeds) > 1 and "{seed}" not in template:
+        raise BadInput(
+            f"--run {template!r} with {len(seeds)} --seed values: each seed is its own run, so the name needs "
+            "{seed} in it (e.g. --run 'uniform-s{seed}')"
+        )
+    out = [(template.replace("{seed}", str(s)), s) for s in seeds]
+    for name, _ in out:
+        check_run_name(name)
+    return out
+
+
+@dataclass
+class _Plan:
+    """One run as the driver sees it: where it lives, what it records, its claim."""
+
+    name: str
+    cfg: Any
+    run_dir: Path
+    config: dict
+    arch_ids: dict | None
+    claim: dict = field(default_factory=dict)
+    state: dict | None = None
+    probes: int = 0
+
+
+def _plan(store: Store, space: SearchSpace, name: str, cfg, images, data: DataDir, runs_dir: Path, probe) -> _Plan:
+    """Everything about run ``name`` that can be refused before the store records it."""
+    from estbench.estimators.oneshot.train import probe_batch, split_indices
+
+    check_run_name(name)
+    split_indices(cfg, len(images))  # too many --train-images: refused before the run is recorded
+    arch_ids = None
+    if probe is not None and probe.on:
+        from estbench.runs.selection import ensure_archs
+
+        probe_batch(cfg, probe, images)  # a --probe-batch larger than the validation split: refused now
+        ensure_archs(store, space, data)  # probe rows name architectures by their id
+        arch_ids = {space.parse(s): i for i, s in enumerate(store.arch_strings(space.name))}
+    run_dir = runs_dir / space.name / name
+    return _Plan(name, cfg, run_dir, {**cfg.as_dict(), "run_dir": str(run_dir)}, arch_ids)
+
+
+def _put_probes(store: Store, space: SearchSpace, plan: _Plan, epoch: int, rows) -> None:
+    store.put_forgetting(
+        space.name,
+        plan.name,
+        epoch,
+        [(plan.arch_ids[r.arch], r.step, r.acc_after_step, r.acc_after_epoch) for r in rows],
+    )
+    plan.probes += len(rows)
+
+
 def train_run(
     store: Store,
     space: SearchSpace,
@@ -162,49 +218,99 @@ def train_run(
     resume may switch it on, off or change it, and always deletes the probes of the
     epochs it trains again, so none of a killed attempt's rows survive unreplaced."""
     from estbench.data.cifar10 import load_cifar10
-    from estbench.estimators.oneshot.train import probe_batch, split_indices, train_supernet
+    from estbench.estimators.oneshot.train import train_supernet
 
     check_run_name(name)
-    run_dir = runs_dir / space.name / name
     images = load_cifar10(data, "train")
-    split_indices(cfg, len(images))  # too many --train-images: refused before the run is recorded
-    probing = probe is not None and probe.on
-    if probing:
-        from estbench.runs.selection import ensure_archs
-
-        probe_batch(cfg, probe, images)  # a --probe-batch larger than the validation split: refused now
-        ensure_archs(store, space, data)  # probe rows name architectures by their id
-        arch_ids = {space.parse(s): i for i, s in enumerate(store.arch_strings(space.name))}
-    config = {**cfg.as_dict(), "run_dir": str(run_dir)}
+    plan = _plan(store, space, name, cfg, images, data, runs_dir, probe)
     start = time.perf_counter()
-    claim: dict = {}
-    probed = [0]
-
-    def probes_done(epoch: int, rows) -> None:
-        store.put_forgetting(
-            space.name, name, epoch, [(arch_ids[r.arch], r.step, r.acc_after_step, r.acc_after_epoch) for r in rows]
-        )
-        probed[0] += len(rows)
 
     def epoch_done(stats) -> None:
-        ckpt = list_checkpoints(run_dir).get(stats.epoch)
-        store.put_train_epoch(space.name, name, stats, None if ckpt is None else str(ckpt), run_id=claim["run_id"])
+        ckpt = list_checkpoints(plan.run_dir).get(stats.epoch)
+        store.put_train_epoch(space.name, name, stats, None if ckpt is None else str(ckpt), run_id=plan.claim["run_id"])
         if on_epoch:
             on_epoch(stats)
 
-    status, state = "interrupted", None
+    status = "interrupted"
     try:
-        _, state = _register(store, space, name, cfg, config, run_dir, resume, threads, claim)
-        store.drop_forgetting_after(space.name, name, 0 if state is None else state["epoch"])
+        _, plan.state = _register(store, space, name, cfg, plan.config, plan.run_dir, resume, threads, plan.claim)
+        store.drop_forgetting_after(space.name, name, 0 if plan.state is None else plan.state["epoch"])
         stats = train_supernet(
-            cfg, space, images, run_dir, resume=resume, on_epoch=epoch_done, on_step=on_step, state=state,
-            probe=probe if probing else None, on_probes=probes_done,
+            cfg, space, images, plan.run_dir, resume=resume, on_epoch=epoch_done, on_step=on_step, state=plan.state,
+            probe=probe if plan.arch_ids is not None else None,
+            on_probes=lambda epoch, rows: _put_probes(store, space, plan, epoch, rows),
         )  # fmt: skip
         status = "done"
     finally:
-        if "run_id" in claim:  # a no-op unless this process runs the row (see finish_run)
-            store.finish_run(claim["run_id"], status)
-    resumed_from = 0 if state is None else state["epoch"]
+        if "run_id" in plan.claim:  # a no-op unless this process runs the row (see finish_run)
+            store.finish_run(plan.claim["run_id"], status)
+    resumed_from = 0 if plan.state is None else plan.state["epoch"]
     return TrainOutcome(
-        run_dir, len(stats), sorted(list_checkpoints(run_dir)), time.perf_counter() - start, resumed_from, probed[0]
-    )
+        plan.run_dir, len(stats), sorted(list_checkpoints(plan.run_dir)), time.perf_counter() - start, resumed_from,
+        plan.probes,
+    )  # fmt: skip
+
+
+def train_fanout(
+    store: Store,
+    space: SearchSpace,
+    runs: list[tuple[str, Any]],
+    data: DataDir,
+    runs_dir: Path,
+    resume: bool,
+    executor,
+    on_epoch: Callable | None = None,
+    threads: int | None = None,
+    probe=None,
+) -> dict[str, TrainOutcome | str]:
+    """Train the runs ``[(name, cfg)]`` (one per seed) in parallel, one executor task
+    each (``RayExecutor.train``); returns name -> outcome, or the error line of a run
+    that failed (the others finish).
+
+    This process is the only writer: it refuses what can be refused for every run
+    before any is recorded, then claims them all (their ``running`` rows carry its
+    pid, so a killed driver leaves them ``interrupted`` for the next command), and
+    writes each run's epochs, checkpoint paths and probes as the tasks report them.
+    Each task trains from the run's last checkpoint in ``runs_dir``, so ``runs_dir``
+    (and the data) must be at the same path on every worker: a shared file system on
+    a cluster. A killed driver or worker loses at most the epochs since each run's last
+    checkpoint: ``--resume`` continues every run from there, as ``train_run`` does; a
+    worker that dies is retried by Ray and its task too continues from the checkpoint.
+    ``on_epoch(name, stats)`` after each recorded epoch."""
+    from estbench.data.cifar10 import load_cifar10
+
+    images = load_cifar10(data, "train")
+    plans = {name: _plan(store, space, name, cfg, images, data, runs_dir, probe) for name, cfg in runs}
+    del images  # the tasks load their own
+    start = time.perf_counter()
+    out: dict[str, TrainOutcome | str] = {}
+    try:
+        for p in plans.values():
+            _, p.state = _register(store, space, p.name, p.cfg, p.config, p.run_dir, resume, threads, p.claim)
+            store.drop_forgetting_after(space.name, p.name, 0 if p.state is None else p.state["epoch"])
+        specs = {
+            p.name: (p.cfg, space, p.run_dir, data, probe if p.arch_ids is not None else None) for p in plans.values()
+        }
+        for kind, name, *rest in executor.train(specs):
+            p = plans[name]
+            if kind == "epoch":
+                stats, ckpt = rest
+                store.put_train_epoch(space.name, name, stats, ckpt, run_id=p.claim["run_id"])
+                if on_epoch:
+                    on_epoch(name, stats)
+            elif kind == "probes":
+                _put_probes(store, space, p, *rest)
+            else:  # "done" or "failed": the task has ended
+                store.finish_run(p.claim["run_id"], kind)
+                resumed = 0 if p.state is None else p.state["epoch"]
+                ckpts = sorted(list_checkpoints(p.run_dir))
+                out[name] = (
+                    rest[0]
+                    if kind == "failed"
+                    else TrainOutcome(p.run_dir, rest[0], ckpts, time.perf_counter() - start, resumed, p.probes)
+                )
+    finally:
+        for p in plans.values():
+            if "run_id" in p.claim and p.name not in out:  # the driver stops: the others stay resumable
+                store.finish_run(p.claim["run_id"], "interrupted")
+    return out
