@@ -8,6 +8,14 @@ and Ray's start-up overhead (``ray.init`` plus one empty task round trip), and c
 that both stores hold the same rows.
 
     .venv/bin/python benchmarks/bench_ray.py [--archs 40] [--workers 2]
+
+``--train``: `estbench train` of one run per seed (NB201 cpu-small on --train-images
+real CIFAR-10 images, --epochs epochs) instead, through the CLI: --workers seeds one
+after another with one thread, then the same seeds as Ray tasks of 1 CPU each (Ray's
+start-up included, as a user sees it); prints both wall times, their ratio, and whether
+the epoch losses and final weights are identical.
+
+    .venv/bin/python benchmarks/bench_ray.py --train [--train-images 2560] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -37,7 +45,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--train", action="store_true", help="time train --executor ray instead of score")
+    ap.add_argument("--train-images", type=int, default=2560)
+    ap.add_argument("--epochs", type=int, default=2)
     args = ap.parse_args()
+    if args.train:
+        return train(args)
     import ray
     import torch
 
@@ -66,6 +79,41 @@ def main() -> None:
     print(f"  ratio ray/local throughput = {local / fanned:.2f}  (target > 1.6)")
     print(f"  ray start-up (init + one empty task) = {overhead:.1f} s")
     print(f"  same rows in both stores: {same}")
+
+
+def train(args) -> None:
+    import os
+    import subprocess
+
+    from estbench.estimators.oneshot.checkpoint import checkpoint_path, load_checkpoint
+
+    tmp = Path(tempfile.mkdtemp())
+    seeds = [a for s in range(1, args.workers + 1) for a in ("--seed", str(s))]
+    cmd = [sys.executable, "-m", "estbench", "train", "--space", "nb201", "--run", "b-s{seed}", *seeds,
+           "--preset", "cpu-small", "--epochs", str(args.epochs), "--train-images", str(args.train_images)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    times = {}
+    for name, extra in (("local", ["--threads", "1"]), ("ray", ["--executor", "ray", "--cpus-per-task", "1"])):
+        start = time.perf_counter()
+        subprocess.run([*cmd, *extra, "--store", str(tmp / f"{name}.duckdb"), "--runs-dir", str(tmp / name)],
+                       env=env, check=True, capture_output=True)  # fmt: skip
+        times[name] = time.perf_counter() - start
+
+    def result(name):
+        with Store(tmp / f"{name}.duckdb", read_only=True) as st:
+            losses = st.query("SELECT run_name, epoch, train_loss FROM train_epochs ORDER BY ALL")[1]
+        weights = [load_checkpoint(checkpoint_path(tmp / name / "nb201" / f"b-s{s}", args.epochs))["model"]
+                   for s in range(1, args.workers + 1)]  # fmt: skip
+        return losses, weights
+
+    (la, wa), (lb, wb) = result("local"), result("ray")
+    same = la == lb and all(a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a) for a, b in zip(wa, wb))
+    print(f"train: {args.workers} NB201 cpu-small runs (seeds 1..{args.workers}), {args.epochs} epochs on "
+          f"{args.train_images} images, one thread per process")  # fmt: skip
+    print(f"  local, one seed after another: {times['local']:7.1f} s")
+    print(f"  ray, {args.workers} tasks x 1 CPU:        {times['ray']:7.1f} s  (Ray start-up included)")
+    print(f"  ratio local/ray wall time = {times['local'] / times['ray']:.2f}")
+    print(f"  same epoch losses and final weights: {same}")
 
 
 if __name__ == "__main__":
