@@ -257,3 +257,21 @@ def test_a_killed_training_driver_resumes_every_seed(tmp_path, cifar):
     epochs = [(n, e) for n, e, _, _ in _epochs(store)]
     assert epochs == [(n, e) for n in ("u-s1", "u-s2") for e in range(1, 41)]
     assert _statuses(store) == [("u-s1", "done"), ("u-s2", "done")]
+
+
+@pytest.mark.ray
+def test_one_shot_scoring_through_ray_gives_the_local_rows(runner, tmp_path, cifar, ray_runtime):
+    import shutil
+
+    local, fanned = str(tmp_path / "o.duckdb"), str(tmp_path / "o2.duckdb")
+    r = runner.invoke(app, ["train", *TRAIN, "--run", "u", "--epochs", "2", "--threads", "1", "--store", local,
+                            "--data-dir", cifar])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    shutil.copy(local, fanned)  # the same run record, no scores yet
+    os_args = ["score", "--space", "toy", "--ose", "u", "--epoch", "1", "--epoch", "2", "--batches", "2",
+               "--batch-size", "16", "--threads", "1", "--data-dir", cifar]  # fmt: skip
+    r = runner.invoke(app, [*os_args, "--store", local])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*os_args, "--executor", "ray", "--archs-per-task", "5", "--store", fanned])
+    assert r.exit_code == 0, r.output
+    assert len(_rows(local)) == 27 * 2 * 2 * 2 and _rows(fanned) == _rows(local)

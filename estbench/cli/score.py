@@ -101,7 +101,11 @@ def score(
     ray_address: str | None = RayAddressOpt,
     cpus_per_task: float = CpusPerTaskOpt,
     gpus_per_task: float = GpusPerTaskOpt,
-    archs_per_task: int = typer.Option(4, "--archs-per-task", help="Ray: architectures per task."),
+    archs_per_task: int | None = typer.Option(
+        None,
+        "--archs-per-task",
+        help="Ray: architectures per task [zero-shot 4; one-shot 100, as each task loads the checkpoint].",
+    ),
     threads: int | None = ThreadsOpt,
     store: str | None = StoreOpt,
     init: bool = InitOpt,
@@ -118,7 +122,12 @@ def score(
 
     --gradsim P turns --ose scoring into the gradient-similarity probe: no os_acc /
     os_loss, one row per pair and layer in table gradsim (analysis: `estbench
-    variance gradsim`)."""
+    variance gradsim`).
+
+    --executor ray computes zero-shot and one-shot architectures in Ray tasks
+    (--archs-per-task each) while this process alone writes the store; structural
+    estimators, votes and --gradsim run here. One-shot tasks load the checkpoint from
+    the run's folder, which every worker must reach (docs/scale.md)."""
     from dataclasses import replace
 
     from estbench.runs import OneShotEval, ScoreRequest, ZeroShotConfig, score

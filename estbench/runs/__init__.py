@@ -41,7 +41,7 @@ class ScoreRequest:
     data_dir: str | None = None
     threads: int | None = None  # torch CPU threads, set by the caller (estbench.threads); None: torch's own
     gradsim_pairs: int | None = None  # P: the one-shot runs get gradient similarity (runs.gradsim), not os_acc/loss
-    executor: object = None  # runs.executors: where zero-shot architectures are computed (None: this process)
+    executor: object = None  # runs.executors: where zero-shot and one-shot archs are computed (None: here)
 
 
 def score(
@@ -100,7 +100,7 @@ def score(
             summaries += _score_gradsim(store, space, run, request, data, progress, threads)
             continue
         job = OneShotJob(store, space, run, list(request.epochs), request.one_shot, data)
-        summaries += run_job(store, space.name, job, ids, progress, threads, warn)
+        summaries += run_job(store, space.name, job, ids, progress, threads, warn, request.executor)
     if derived:
         summaries += score_vote(store, space.name, experts, _vote_filter(request.zero_shot, space), derived)
     if aggregates:

@@ -101,12 +101,14 @@ def _error_line(exc: BaseException) -> str:
 @dataclass
 class RayExecutor:
     """Tasks of ``archs_per_task`` architectures on a Ray cluster (``address`` None: a
-    local Ray runtime with ``num_cpus``; "auto": the running cluster)."""
+    local Ray runtime with ``num_cpus``; "auto": the running cluster). ``archs_per_task``
+    None: the job's ``archs_per_task`` (one-shot: 100, as each task loads the
+    checkpoint), else 4."""
 
     address: str | None = None
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0
-    archs_per_task: int = 4
+    archs_per_task: int | None = None
     num_cpus: int | None = None
     max_retries: int = 2
 
@@ -115,7 +117,7 @@ class RayExecutor:
             import ray  # noqa: F401
         except ImportError as exc:
             raise BadInput(RAY_INSTALL) from exc
-        if self.cpus_per_task <= 0 or self.gpus_per_task < 0 or self.archs_per_task < 1:
+        if self.cpus_per_task <= 0 or self.gpus_per_task < 0 or (self.archs_per_task or 1) < 1:
             raise BadInput("--cpus-per-task must be > 0, --gpus-per-task >= 0 and --archs-per-task >= 1")
 
     def _init(self):
@@ -175,7 +177,8 @@ class RayExecutor:
         )
         threads = max(1, int(self.cpus_per_task))
         job_ref, group_ref = ray.put(job), ray.put(group)
-        chunks = [todo[i : i + self.archs_per_task] for i in range(0, len(todo), self.archs_per_task)]
+        per = self.archs_per_task or getattr(job, "archs_per_task", 4)
+        chunks = [todo[i : i + per] for i in range(0, len(todo), per)]
         pending = {task.remote(job_ref, group_ref, c, run_id, threads): c for c in chunks}
         try:
             while pending:
@@ -208,7 +211,7 @@ def make_executor(
     address: str | None = None,
     cpus_per_task: float = 1.0,
     gpus_per_task: float = 0.0,
-    archs_per_task: int = 4,
+    archs_per_task: int | None = None,
     num_cpus: int | None = None,
 ):
     if name == "local":

@@ -43,7 +43,11 @@ def unknown_run(store: Store, space: str, run: str) -> BadInput:
 
 
 class OneShotJob:
-    """Scores of ``arch_ids`` at each requested checkpoint epoch of the run ``run``."""
+    """Scores of ``arch_ids`` at each requested checkpoint epoch of the run ``run``.
+    With ``--executor ray`` each task's ``prepare`` loads the checkpoint from the run's
+    folder (a path every worker must reach), so tasks take 100 archs by default."""
+
+    archs_per_task = 100
 
     def __init__(
         self, store: Store, space: SearchSpace, run: str, epochs: list[int] | None, ev: OneShotEval, data: DataDir
