@@ -29,7 +29,7 @@ from scipy.stats import kendalltau
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from estbench.estimators.zeroshot import measure_names  # noqa: E402
+from estbench.estimators.zeroshot import PAPER_MEASURES  # noqa: E402
 from estbench.estimators.zeroshot.engine import run_measures  # noqa: E402
 from estbench.spaces import get_space  # noqa: E402
 
@@ -39,7 +39,7 @@ def score(space, archs, x, y, device: str) -> tuple[list[dict], float]:
     out = []
     for arch in archs:
         values, _, errors = run_measures(
-            lambda bn, a=arch: space.build(a, bn=bn), x, y, measure_names(all_batches=False), seed=20, device=device
+            lambda bn, a=arch: space.build(a, bn=bn), x, y, list(PAPER_MEASURES), seed=20, device=device
         )
         out.append({**values, **{n: f"failed: {e}" for n, e in errors.items()}})
     return out, time.perf_counter() - start
@@ -71,7 +71,7 @@ def main() -> int:
     print(f"{args.archs} NB201 archs, batch {args.batch}: cpu {t_cpu:.1f} s, {args.device} {t_dev:.1f} s")
     print(f"{'measure':12s} {'repeats':>8s} {'med rel diff':>13s} {'tau(dev,cpu)':>13s}")
     bad = False
-    for name in measure_names(all_batches=False):
+    for name in list(PAPER_MEASURES):
         failed = [v for v in dev + cpu if isinstance(v[name], str)]
         if failed:
             print(f"{name:12s} {failed[0][name]}")

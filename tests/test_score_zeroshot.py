@@ -224,3 +224,13 @@ def test_supernet_init_weights(runner, tmp_path):
     assert sorted(cfgs) == ["fresh", "supernet-init"]
     r = score(runner, a, "--zse", "snip", "--weights", "pretrained")
     assert r.exit_code == 2 and "unknown --weights" in r.output
+
+
+def test_zse_paper_scores_the_papers_nine_measures_and_vote(runner, tmp_path):
+    from estbench.estimators.zeroshot import PAPER_MEASURES
+
+    store = str(tmp_path / "p.duckdb")
+    r = score(runner, store, "--zse", "paper", "--archs", "0:6", "--seed", "1")
+    assert r.exit_code == 0, r.output
+    names = {e for (e,) in values(store, "SELECT DISTINCT estimator FROM scores")}
+    assert names == {*PAPER_MEASURES, "vote"} and len(PAPER_MEASURES) == 9

@@ -37,7 +37,7 @@ def score(
     zse: List[str] | None = typer.Option(
         None,
         "--zse",
-        help="Zero-shot estimator (repeatable), or 'all' for the whole suite: the paper's measures, the newer proxies, vote, vote_borda and the rank aggregates (az_nas, vkdnw_agg, tenas; an aggregate also scores its experts); a measure the space or --batches cannot serve (zico needs 2 batches, linear_regions a cell space) is left out with a note.",
+        help="Zero-shot estimator (repeatable), 'paper' for the paper's nine measures and vote, or 'all' for the whole suite: the paper's measures, the newer proxies, vote, vote_borda and the rank aggregates (az_nas, vkdnw_agg, tenas; an aggregate also scores its experts); a measure the space or --batches cannot serve (zico needs 2 batches, linear_regions a cell space) is left out with a note.",
     ),
     ose: List[str] | None = typer.Option(
         None, "--ose", help="One-shot run (repeatable): store os_acc and os_loss of the archs inside its supernet."
@@ -191,6 +191,11 @@ def _estimator_names(
 
     names = list(estimator)
     for z in zse:
+        if z == "paper":  # the paper's Table A9 zero-shot rows
+            from estbench.estimators.zeroshot import PAPER_MEASURES
+
+            names += [*PAPER_MEASURES, "vote"]
+            continue
         if z == "all":  # every zero-shot estimator this space and batch count allow
             for n in ESTIMATORS.names(kind="zeroshot"):
                 why = None if space is None or ESTIMATORS.meta(n).get("derived") else unavailable(n, space, n_batches)

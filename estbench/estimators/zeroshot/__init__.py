@@ -26,4 +26,11 @@ scores, registered in ``estbench.estimators``."""
 from estbench.estimators.zeroshot.measure import Measure, get_measure, measure_names, register_measure
 from estbench.estimators.zeroshot.plan import DATA_FREE_SETTINGS, DATA_SETTINGS
 
-__all__ = ["DATA_FREE_SETTINGS", "DATA_SETTINGS", "Measure", "get_measure", "measure_names", "register_measure"]
+# The paper's nine measures (its Table A9 zero-shot rows with vote): `score --zse paper`,
+# the suite of benchmarks/cuda_check.py and bench_gpu.py.
+PAPER_MEASURES = ("grad_norm", "plain", "snip", "fisher", "grasp", "synflow", "synflow_bn", "jacob_cov", "relu_logdet")
+
+__all__ = [
+    "DATA_FREE_SETTINGS", "DATA_SETTINGS", "PAPER_MEASURES", "Measure", "get_measure", "measure_names",
+    "register_measure",
+]  # fmt: skip
