@@ -174,7 +174,17 @@ def test_cuda_with_ray_needs_gpus_per_task():
     check_ray_device("ray", "cuda", 0.25)
     check_ray_device("local", "cuda", 0.0)
     with pytest.raises(BadInput, match="needs --gpus-per-task"):
-        check_ray_device("ray", "cuda:1", 0.0)
+        check_ray_device("ray", "cuda", 0.0)
+    with pytest.raises(BadInput, match="pass --device cuda"):
+        check_ray_device("ray", "cuda:1", 1.0)
+
+
+@pytest.mark.ray
+def test_more_gpus_per_task_than_the_cluster_has_is_one_line(ray_runtime):
+    from estbench.runs.executors import RayExecutor
+
+    with pytest.raises(BadInput, match="--gpus-per-task 0.5: the Ray cluster has 0 GPUs"):
+        RayExecutor(gpus_per_task=0.5)._init()
 
 
 def test_fanout_driver_writes_reports_and_a_failed_run_leaves_the_others(tmp_path, cifar):

@@ -132,6 +132,9 @@ class RayExecutor:
                 ray.init(address=self.address, **kw)
             else:
                 ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kw)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if self.gpus_per_task > gpus:  # else the tasks wait for a GPU forever
+            raise BadInput(f"--gpus-per-task {self.gpus_per_task:g}: the Ray cluster has {gpus:g} GPUs")
         return ray
 
     def train(self, specs: dict) -> Iterator[tuple]:
@@ -197,11 +200,19 @@ class RayExecutor:
 
 
 def check_ray_device(executor: str, device: str, gpus_per_task: float) -> None:
-    """Ray gives a task no GPU unless it asks for one (CUDA_VISIBLE_DEVICES is empty)."""
-    if executor == "ray" and device.startswith("cuda") and gpus_per_task <= 0:
+    """Ray gives a task no GPU unless it asks for one (CUDA_VISIBLE_DEVICES is empty),
+    and a task sees only the GPU it was given, as ``cuda`` (``cuda:1`` is no device there)."""
+    if executor != "ray" or not device.startswith("cuda"):
+        return
+    if gpus_per_task <= 0:
         raise BadInput(
             f"--device {device} with --executor ray needs --gpus-per-task (1 for a GPU per task, 0.25 to share one "
             "GPU among four tasks): Ray hides the GPUs from a task that asks for none"
+        )
+    if device != "cuda":
+        raise BadInput(
+            f"--device {device} with --executor ray: pass --device cuda; Ray assigns each task its GPU and the task "
+            "sees only that one"
         )
 
 
