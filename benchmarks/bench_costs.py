@@ -7,7 +7,8 @@ For each space (nb201, nb101-1shot3, nb301; the NDS spaces are not built) it mea
 - zs: the paper's nine zero-shot measures on one architecture, --zs-batches batches of
   128 random images (the paper: 5 batches of 128), network built once
   (``engine.run_architecture``, what `score --zse paper` runs; data-free synflow /
-  synflow_bn on the first batch only); seconds per architecture;
+  synflow_bn on the first batch only); seconds per architecture, from a run on 2
+  batches (its wall time + the second batch's pass seconds per further batch);
 - os: one-shot scoring of one architecture on one batch of 128 through a supernet of
   the space's `paper` preset (``os_scores``, BN batch statistics as `score --ose`);
   seconds per architecture-batch;
@@ -50,6 +51,7 @@ from estbench.store import Store  # noqa: E402
 # the paper's App. D: architectures evaluated per space (training: 3 seeds x 1000 epochs)
 PROTOCOL = {"nb201": 15625, "nb101-1shot3": 5000, "nb301": 5896}
 SEEDS, EPOCHS, TRAIN_IMAGES, BATCH = 3, 1000, 40000, 128
+WARMUP = True
 
 
 def draw(space, k: int) -> list:
@@ -68,18 +70,25 @@ def sync(device: str) -> None:
 
 
 def zs_cost(space, archs, batches: int, device: str) -> float:
+    """Seconds per architecture for ``batches`` batches, from a run on 2: its wall time
+    plus (batches - 2) x the second batch's pass seconds (the build, and the data-free
+    measures, come once)."""
     from estbench.estimators.zeroshot.engine import run_architecture
 
     gen = torch.Generator().manual_seed(0)
-    data = [(torch.randn(BATCH, 3, 32, 32, generator=gen), torch.randint(0, 10, (BATCH,), generator=gen))] * batches
-    needed = {m: 1 if ESTIMATORS.meta(m)["data_free"] else batches for m in PAPER_MEASURES}
+    data = [(torch.randn(BATCH, 3, 32, 32, generator=gen), torch.randint(0, 10, (BATCH,), generator=gen))] * 2
     times = []
-    for i, arch in enumerate([archs[0], *archs]):  # the first, again, as a warm-up
+    for i, arch in enumerate([archs[0], *archs] if WARMUP else [None, *archs]):  # the first again: warm-up
+        if arch is None:
+            continue
         start = time.perf_counter()
-        run_architecture(lambda bn, a=arch: space.build(a, bn=bn), data, needed, seed=20, device=device)
+        needed = {m: 1 if ESTIMATORS.meta(m)["data_free"] else 2 for m in PAPER_MEASURES}
+        per_batch, _ = run_architecture(lambda bn, a=arch: space.build(a, bn=bn), data, needed, seed=20, device=device)
         sync(device)
+        wall = time.perf_counter() - start
+        second = sum(t for k, t in per_batch[1][1].items() if k != "build")
         if i:
-            times.append(time.perf_counter() - start)
+            times.append(wall + (batches - 2) * second)
     return float(np.median(times))
 
 
@@ -96,7 +105,9 @@ def os_and_step_cost(space, archs, device: str) -> tuple[float, float, int]:
     gen = torch.Generator().manual_seed(0)
     batch = (torch.randn(BATCH, 3, 32, 32, generator=gen), torch.randint(0, 10, (BATCH,), generator=gen))
     times = []
-    for i, arch in enumerate([archs[0], *archs]):
+    for i, arch in enumerate([archs[0], *archs] if WARMUP else [None, *archs]):
+        if arch is None:
+            continue
         start = time.perf_counter()
         list(os_scores(model, [trained_as(arch)], [batch]))
         sync(device)
@@ -130,7 +141,10 @@ def main() -> None:
     ap.add_argument("--os-batches", type=int, default=5, help="validation batches of 128 per one-shot score")
     ap.add_argument("--efficiency", type=float, default=0.9)
     ap.add_argument("--devices", default="1,4,16,64")
+    ap.add_argument("--no-warmup", action="store_true", help="time the first architecture too (slow CPU spaces)")
     args = ap.parse_args()
+    global WARMUP
+    WARMUP = not args.no_warmup
     if args.device.startswith("cuda"):
         if not torch.cuda.is_available():
             print(f"error: --device {args.device}: no CUDA device is available", file=sys.stderr)
@@ -139,7 +153,8 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = False
     torch.set_num_threads(args.threads)
     spaces = [s for s in args.spaces.split(",") if s]
-    print(f"device {args.device}, {args.threads} thread(s), {args.archs} archs per space (medians)")
+    warm = "after a warm-up architecture" if WARMUP else "no warm-up"
+    print(f"device {args.device}, {args.threads} thread(s), {args.archs} archs per space (medians, {warm})")
     print(f"{'space':14s} {'zs s/arch':>10s} {'os s/arch-batch':>16s} {'train s/step':>13s} {'batch':>6s}")
     units = {}
     for name in spaces:
