@@ -40,7 +40,7 @@ def syn(tmp_path_factory):
     noise = np.full(len(syn.arch_strs), np.nan)
     with Store(path) as st:
         ids = ",".join(map(str, dropped))
-        st._run(lambda con: con.execute(f"DELETE FROM scores WHERE estimator = 'snip' AND arch_id IN ({ids})"), "x")
+        st.query(f"DELETE FROM scores WHERE estimator = 'snip' AND arch_id IN ({ids})")
         # a second config of synflow, as a noise input would give (different values)
         chash = record_config(st, "synflow", {"space": "toy", "synthetic": True, "input": "noise-uniform"})
         key = ScoreKey("toy", "synflow", chash, 0, 20)

@@ -165,7 +165,7 @@ def test_missing_structural_scores_are_nan_with_a_note(runner, tmp_path):
 
     syn = make_store(str(tmp_path / "bare.duckdb"), "toy", {"synflow": ("synflow", 0.5)})
     with Store(syn.path) as st:
-        st._run(lambda con: con.execute("DELETE FROM scores WHERE estimator IN ('params', 'flops')"), "x")
+        st.query("DELETE FROM scores WHERE estimator IN ('params', 'flops')")
     rows = _json(runner, syn.path, "--k", "2")
     assert rows and all(r["params"] is None and r["flops"] is None for r in rows)
     want = direct(syn, "synflow", 2)

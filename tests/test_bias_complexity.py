@@ -231,10 +231,8 @@ def test_missing_complexity_scores_and_tiny_groups(runner, tmp_path):
     distinct = [int(np.flatnonzero(syn.flops == v)[0]) for v in np.unique(syn.flops)[:3]]
     keep = ", ".join(map(str, distinct))
     with Store(syn.path) as st:
-        st._run(lambda con: con.execute("DELETE FROM scores WHERE estimator = 'params'"), "x")
-        st._run(
-            lambda con: con.execute(f"DELETE FROM scores WHERE estimator = 'synflow' AND arch_id NOT IN ({keep})"), "x"
-        )
+        st.query("DELETE FROM scores WHERE estimator = 'params'")
+        st.query(f"DELETE FROM scores WHERE estimator = 'synflow' AND arch_id NOT IN ({keep})")
     line = one_line_error(_invoke(runner, syn.path, "--by", "params", fmt="table"))
     assert "params" in line and "estbench score" in line
     # three points of distinct flops in three groups: no group has two points

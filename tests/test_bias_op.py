@@ -275,9 +275,7 @@ def test_no_pairs_is_one_line(runner, tmp_path):
     from estbench.store import Store
 
     with Store(syn.path) as st:
-        st._run(
-            lambda con: con.execute("DELETE FROM scores WHERE estimator = 'synflow' AND arch_id NOT IN (0, 26)"), "x"
-        )
+        st.query("DELETE FROM scores WHERE estimator = 'synflow' AND arch_id NOT IN (0, 26)")
     line = one_line_error(_invoke(runner, syn, "--protocol", "iso", "-e", "synflow", fmt="table"))
     assert "no mutation pairs" in line
 

@@ -269,7 +269,7 @@ def test_bad_input_is_one_line(runner, syn, args, needle):
 def test_missing_params_is_one_line(runner, tmp_path):
     syn = make_store(str(tmp_path / "noparams.duckdb"), "toy", {"synflow": ("synflow", 0.5)})
     with Store(syn.path) as st:
-        st._run(lambda con: con.execute("DELETE FROM scores WHERE estimator = 'params'"), "x")
+        st.query("DELETE FROM scores WHERE estimator = 'params'")
     line = one_line_error(_invoke(runner, syn, "-e", "synflow", fmt="table"))
     assert "params" in line and "estbench score" in line
     assert _invoke(runner, syn, "-e", "synflow", "--by", "flops").exit_code == 0

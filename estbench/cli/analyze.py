@@ -21,7 +21,7 @@ from typing import Any, Callable
 import typer
 
 from estbench.cli.common import echo, handle_errors, open_store
-from estbench.cli.options import FormatOpt, StoreOpt
+from estbench.cli.options import FormatOpt, ReadStoreOpt
 from estbench.registry import Registry
 
 
@@ -113,7 +113,7 @@ def command_for(key: str) -> Callable[..., None]:
         else:
             params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation)))
     params += [
-        inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, default=StoreOpt, annotation=str | None),
+        inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, default=ReadStoreOpt, annotation=str | None),
         inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, default=FormatOpt, annotation=str),
     ]
     command.__signature__ = inspect.Signature(params, return_annotation=None)

@@ -7,7 +7,7 @@ from typing import List
 import typer
 
 from estbench.cli.common import check_format, echo, handle_errors, open_store
-from estbench.cli.options import FormatOpt, StoreOpt
+from estbench.cli.options import FormatOpt, ReadStoreOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -53,10 +53,11 @@ def list_cmd(
 def sql(
     query: str = typer.Argument(
         ...,
-        help="SQL to run on the store (tables: archs, truth, metrics, scores, estimators, configs, runs, "
-        "train_epochs, checkpoints, schema_migrations; views: score_mean, score_seed_mean).",
+        help="SQL to run on the store (tables: archs, truth, metrics, scores, score_arch, estimators, configs, "
+        "runs, train_epochs, checkpoints, forgetting, gradsim, schema_migrations; views: score_mean, "
+        "score_seed_mean).",
     ),
-    store: str | None = StoreOpt,
+    store: str | None = ReadStoreOpt,
     fmt: str = FormatOpt,
     write: bool = typer.Option(False, "--write", help="Open the store writable (default: read-only)."),
 ) -> None:
@@ -76,10 +77,11 @@ def export(
     table: List[str] | None = typer.Option(
         None, "--table", help="Table or view to export (repeatable); default: every table and view."
     ),
-    store: str | None = StoreOpt,
+    store: str | None = ReadStoreOpt,
 ) -> None:
     """Export the store's tables and views as DIR/<name>.parquet (replacing files of the
-    same name, all or none: a failed export leaves DIR as it was)."""
+    same name, all or none: a failed export leaves DIR as it was). Every reading command
+    reads DIR as a store: --store DIR."""
     with open_store(store, read_only=True) as st:
         paths = st.export_parquet(directory, table)
     for p in paths:

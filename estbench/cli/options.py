@@ -12,6 +12,13 @@ from estbench.report.tables import protocol_title  # noqa: F401  (re-exported fo
 StoreOpt: Any = typer.Option(
     None, "--store", envvar="ESTBENCH_STORE", help="DuckDB store file [default: estbench.duckdb]."
 )
+# reading commands (analyses, report, sql, export, truth list) also read a Parquet export
+ReadStoreOpt: Any = typer.Option(
+    None,
+    "--store",
+    envvar="ESTBENCH_STORE",
+    help="DuckDB store file, or a directory written by `estbench export` [default: estbench.duckdb].",
+)
 InitOpt: Any = typer.Option(
     False,
     "--init",

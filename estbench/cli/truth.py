@@ -7,7 +7,7 @@ from typing import List
 import typer
 
 from estbench.cli.common import echo, handle_errors, open_store
-from estbench.cli.options import DataOpt, FormatOpt, InitOpt, SpaceFilterOpt, SpaceOpt, StoreOpt
+from estbench.cli.options import DataOpt, FormatOpt, InitOpt, ReadStoreOpt, SpaceFilterOpt, SpaceOpt, StoreOpt
 
 truth_app = typer.Typer(help="Load and list ground truth (benchmark accuracies).", no_args_is_help=True)
 
@@ -82,7 +82,7 @@ def truth_load(
 
 @truth_app.command("list")
 @handle_errors
-def truth_list(space: str | None = SpaceFilterOpt, store: str | None = StoreOpt, fmt: str = FormatOpt) -> None:
+def truth_list(space: str | None = SpaceFilterOpt, store: str | None = ReadStoreOpt, fmt: str = FormatOpt) -> None:
     """List the truth metrics in the store (``surrogate``: a model's predictions, not measured)."""
     from estbench.report.render import render
 

@@ -15,8 +15,8 @@ from estbench.store.connection import damaged, first_line, is_damage
 # What the README's "The store and SQL" names, in that order; `export` writes these and
 # any other table or view of the store.
 EXPORT_TABLES = (
-    "archs", "metrics", "truth", "estimators", "configs", "runs", "scores", "train_epochs", "checkpoints",
-    "schema_migrations", "score_mean", "score_seed_mean",
+    "archs", "metrics", "truth", "estimators", "configs", "runs", "scores", "score_arch", "train_epochs",
+    "checkpoints", "schema_migrations", "score_mean", "score_seed_mean",
 )  # fmt: skip
 
 

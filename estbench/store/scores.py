@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from estbench.store import means
 from estbench.store.rows import SCORE_COLUMNS, ScoreKey, ScoreRow
 from estbench.store.sql import load_sql
 
@@ -15,18 +16,18 @@ class ScoresMixin:
     def upsert_scores(self, rows: Sequence[ScoreRow]) -> int:
         """Insert score rows in one transaction; rows whose key exists are left
         untouched. Returns the number of rows offered."""
-        from estbench.store.store import _insert_columns, score_columns
+        from estbench.store.store import score_columns
 
         if not rows:
             return 0
         data = score_columns(rows)
-        self._write(lambda con: _insert_columns(con, "scores", SCORE_COLUMNS, data), "writing scores")
+        self._write(lambda con: means.write_scores(con, data, SCORE_COLUMNS, self._keeps_means), "writing scores")
         return len(rows)
 
     def replace_scores(self, space: str, estimator: str, config_hash: str, rows: Sequence[ScoreRow]) -> None:
         """Replace every row of one (estimator, config) by ``rows`` in one transaction (a
         derived estimator such as vote depends on the whole population)."""
-        from estbench.store.store import _insert_columns, score_columns
+        from estbench.store.store import score_columns
 
         data = score_columns(rows)
 
@@ -35,7 +36,10 @@ class ScoresMixin:
                 "DELETE FROM scores WHERE space = ? AND estimator = ? AND config_hash = ?",
                 [space, estimator, config_hash],
             )
-            _insert_columns(con, "scores", SCORE_COLUMNS, data)
+            if self._keeps_means:
+                means.drop_group(con, space, estimator, config_hash)
+            if rows:
+                means.write_scores(con, data, SCORE_COLUMNS, self._keeps_means)
 
         self._write(work, "replacing scores")
 

@@ -17,14 +17,16 @@ from typing import Any, Callable, Iterator, Sequence
 import duckdb
 
 from estbench.errors import BadInput, StoreError
+from estbench.store import means
 from estbench.store.analysis import AnalysisMixin
+from estbench.store.attach import connect_export, is_export_dir
 from estbench.store.connection import connect, damaged, first_line, is_damage, is_store_failure, open_error
 from estbench.store.export import ExportMixin
 from estbench.store.forgetting import ForgettingMixin
 from estbench.store.gradsim import GradsimMixin
 from estbench.store.rows import SCORE_COLUMNS, ScoreRow
 from estbench.store.runs import RunsMixin
-from estbench.store.schema import MIGRATIONS, check_schema, verify_readable
+from estbench.store.schema import MEANS_VERSION, MIGRATIONS, check_schema, verify_readable
 from estbench.store.scores import ScoresMixin
 
 DEFAULT_STORE = "estbench.duckdb"
@@ -44,8 +46,16 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
         self.path = str(path)
         self.read_only = read_only
         self._held: duckdb.DuckDBPyConnection | None = None
+        self.export = is_export_dir(self.path)
         if self.path == ":memory:":
             self._held = connect(self.path, read_only=False)
+        elif self.export:
+            self._held = connect_export(self.path, read_only)
+        elif os.path.isdir(self.path):
+            raise StoreError(
+                f"{self.path} is a directory but no Parquet export of a store (it has no schema_migrations.parquet); "
+                "use a store file, or a directory written by `estbench export`"
+            )
         with self.session():
             self._check_schema() if read_only else self.migrate(init)
             if not read_only:
@@ -133,7 +143,10 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
         return self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0]
 
     def _check_schema(self) -> None:
-        self._run(lambda con: check_schema(self.path, con, MIGRATIONS[-1][0], writable=False), "reading the schema")
+        self._run(
+            lambda con: check_schema(self.path, con, MIGRATIONS[-1][0], writable=False, export=self.export),
+            "reading the schema",
+        )
 
     def migrate(self, init: bool = False) -> None:
         """Bring the schema up to date in one transaction, after refusing what is not
@@ -154,8 +167,15 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
                     con.execute(
                         "INSERT INTO schema_migrations (version, description) VALUES (?, ?)", [version, description]
                     )
+            if (current or 0) < MEANS_VERSION and self._keeps_means:
+                means.rebuild(con)  # the scores an older schema holds, averaged once
 
         self._write(work, "migration")
+
+    @property
+    def _keeps_means(self) -> bool:
+        """Whether the schema has the score_arch table every score write keeps current."""
+        return MIGRATIONS[-1][0] >= MEANS_VERSION
 
     # ---- user SQL --------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | dict | None = None) -> tuple[list[str], list[tuple]]:
@@ -168,7 +188,10 @@ class Store(RunsMixin, ScoresMixin, ExportMixin, AnalysisMixin, ForgettingMixin,
             cur = con.execute(sql, params) if params is not None else con.execute(sql)
             if cur is None:  # only comments or semicolons
                 raise BadInput(f'no SQL statement in {sql!r}; e.g. estbench sql "SELECT count(*) FROM scores"')
-            return [d[0] for d in cur.description or []], (cur.fetchall() if cur.description else [])
+            out = [d[0] for d in cur.description or []], (cur.fetchall() if cur.description else [])
+            if not self.read_only and self._keeps_means and means.names_scores(sql):
+                means.rebuild(con)  # whatever the SQL changed in scores, the means follow
+            return out
 
         if not sql.strip().strip(";").strip():
             raise BadInput(f'no SQL statement in {sql!r}; e.g. estbench sql "SELECT count(*) FROM scores"')

@@ -9,16 +9,13 @@ SELECT g.estimator, g.config_hash, g.epoch,
        any_value(c.label) AS label,
        any_value(c.config) AS config
 FROM (
-    SELECT estimator, config_hash, epoch, arch_id, seed,
-           count(*) FILTER (WHERE status = 'failed') AS n_failed_rows,
-           count(*) FILTER (WHERE status = 'nonfinite') AS n_nonfinite_rows,
-           sum(elapsed_s) AS seconds
-    FROM scores
+    SELECT estimator, config_hash, epoch, n_failed AS n_failed_rows, n_nonfinite AS n_nonfinite_rows,
+           elapsed_s AS seconds
+    FROM score_arch
     WHERE space = $space
       AND list_contains($estimators, estimator)
       AND (len($epochs) = 0 OR list_contains($epochs, epoch))
       AND (len($seeds) = 0 OR list_contains($seeds, seed))
-    GROUP BY estimator, config_hash, epoch, arch_id, seed
 ) g
 LEFT JOIN configs c ON c.config_hash = g.config_hash
 GROUP BY g.estimator, g.config_hash, g.epoch
