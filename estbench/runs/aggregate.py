@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from estbench.errors import BadInput
-from estbench.runs.loop import ScoreSummary, record_config, recorded_run
-from estbench.store import ScoreKey, ScoreRow, Store
+from estbench.runs.loop import ScoreSummary
+from estbench.store import Store
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def population(
 def score_aggregates(store: Store, space: str, names: list[str], want: dict) -> list[ScoreSummary]:
     """(Re)compute the aggregates ``names`` for every matching family of expert configs;
     each replaces that family's previous rows (it depends on the whole population)."""
-    from estbench.runs.vote import vote_families
+    from estbench.runs.vote import vote_families, write_derived
     from estbench.runs.zeroshot import trained_weights
 
     if isinstance(want.get("init"), str) and trained_weights(want["init"]) is not None:
@@ -124,14 +124,10 @@ def score_aggregates(store: Store, space: str, names: list[str], want: dict) -> 
                     f"score them first with `estbench score --space {space} --zse ...`"
                 )
             settings = {"space": space, "experts": sorted(listed), "rule": agg.rule}
-            chash = record_config(store, name, settings)
-            with recorded_run(store, "score", space, name, {**settings, "config_hash": chash}) as run:
-                rows = [
-                    ScoreRow.of(ScoreKey(space, name, chash, 0, seed), int(a), 0, float(v), 0.0, run.run_id)
-                    for seed, (archs, values) in pops.items()
-                    for a, v in zip(archs, aggregate_scores(values, agg.rule))
-                ]
-                store.replace_scores(space, name, chash, rows)
-                run.written = len(rows)
-            summaries.append(ScoreSummary(name, chash, len(rows), 0, len(rows), 0, 0, time.perf_counter() - start))
+            values = [
+                (a, seed, v)
+                for seed, (archs, columns) in pops.items()
+                for a, v in zip(archs, aggregate_scores(columns, agg.rule))
+            ]
+            summaries.append(write_derived(store, space, name, settings, values, start))
     return summaries

@@ -166,18 +166,28 @@ def score_vote(
         for name in names:
             start = time.perf_counter()
             settings = {"space": space, "experts": listed, **RULES[name]}
-            chash = record_config(store, name, settings)
             ranks = _copeland_rows(store, space, listed) if name == "vote" else store.vote_ranks(space, listed)
             if not ranks:
                 raise BadInput(
                     f"{name} needs scores of all its experts ({', '.join(experts)}) for the same archs and seeds; "
                     f"score them first with `estbench score --space {space} --zse ...`"
                 )
-            with recorded_run(store, "score", space, name, {**settings, "config_hash": chash}) as run:
-                rows = [
-                    ScoreRow.of(ScoreKey(space, name, chash, 0, seed), a, 0, v, 0.0, run.run_id) for a, seed, v in ranks
-                ]
-                store.replace_scores(space, name, chash, rows)
-                run.written = len(rows)
-            summaries.append(ScoreSummary(name, chash, len(rows), 0, len(rows), 0, 0, time.perf_counter() - start))
+            summaries.append(write_derived(store, space, name, settings, ranks, start))
     return summaries
+
+
+def write_derived(
+    store: Store, space: str, name: str, settings: dict, values: list[tuple[int, int, float]], start: float
+) -> ScoreSummary:
+    """Record the config of an estimator derived from stored scores (a vote rule, a rank
+    aggregate) and replace its rows by ``values`` ((arch_id, seed, value) at epoch 0,
+    batch 0) under one run; it depends on the whole population, so nothing is kept."""
+    chash = record_config(store, name, settings)
+    with recorded_run(store, "score", space, name, {**settings, "config_hash": chash}) as run:
+        rows = [
+            ScoreRow.of(ScoreKey(space, name, chash, 0, int(seed)), int(a), 0, float(v), 0.0, run.run_id)
+            for a, seed, v in values
+        ]
+        store.replace_scores(space, name, chash, rows)
+        run.written = len(rows)
+    return ScoreSummary(name, chash, len(rows), 0, len(rows), 0, 0, time.perf_counter() - start)
