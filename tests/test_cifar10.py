@@ -27,6 +27,8 @@ from estbench.data.cifar10 import (
 from estbench.data.lookup import DataDir
 from estbench.errors import BadInput, MissingData
 
+pytestmark = pytest.mark.own_cache  # these test the cache: each starts with an empty one
+
 
 def only(path: Path) -> DataDir:
     """A DataDir that looks in ``path`` alone (never at ../shared/data or ./data)."""

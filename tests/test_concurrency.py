@@ -13,7 +13,8 @@ from estbench.cli import app
 from estbench.store import Store
 
 # the paper's nine measures and both vote rules: every kind of pass (data, data-free, derived)
-ZSE = ["--zse", "paper", "--zse", "vote_borda", "--input", "noise-uniform", "--batch-size", "8", "--batches", "2", "--chunk-size", "1"]
+ZSE = ["--zse", "paper", "--zse", "vote_borda", "--input", "noise-uniform"]
+ZSE += ["--batch-size", "8", "--batches", "2", "--chunk-size", "1"]
 
 
 def _score(store, *args):

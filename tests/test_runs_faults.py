@@ -203,9 +203,14 @@ def test_a_signal_inside_a_duckdb_query_is_the_interrupt_it_was(sig, code, capsy
 
     from estbench.cli.common import handle_errors
 
+    # connected (and warmed up) before the timer starts: a signal that lands inside
+    # duckdb.connect() waits, unseen, for the whole query (~30 s) before Python raises it
+    con = duckdb.connect()
+    con.execute("SELECT 1").fetchall()
+
     @handle_errors
     def long_query():
-        duckdb.connect().execute("SELECT count(*) FROM range(10000000000) t(a) WHERE a % 7 = 3").fetchall()
+        con.execute("SELECT count(*) FROM range(10000000000) t(a) WHERE a % 7 = 3").fetchall()
 
     threading.Timer(0.3, os.kill, (os.getpid(), sig)).start()
     with pytest.raises(typer.Exit) as exc:
