@@ -70,6 +70,7 @@ bench-all: bench
 	$(BIN)/python benchmarks/bench_oneshot.py
 	$(BIN)/python benchmarks/bench_threads.py
 	$(BIN)/python benchmarks/bench_forgetting.py --repeats 1
+	$(BIN)/python benchmarks/bench_store.py
 
 # Kill `score` and `train` 20 times each at random points; reruns must complete with one
 # row per key, truthful run rows and bit-identical results (a few minutes on 2 cores).
