@@ -155,11 +155,13 @@ def split_points(rows: dict[str, np.ndarray], stats: dict | None = None) -> list
     out: list[PointSet] = []
     if not len(rows["estimator"]):
         return out
-    keys = list(zip(rows["estimator"], rows["config_hash"], rows["epoch"]))
-    bounds = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)]
+    est, cfg, ep = (np.asarray(rows[c]) for c in ("estimator", "config_hash", "epoch"))
+    # rows come ordered by group: a group starts where any part of the key changes
+    starts = np.flatnonzero((est[1:] != est[:-1]) | (cfg[1:] != cfg[:-1]) | (ep[1:] != ep[:-1])) + 1
+    bounds = [0, *starts.tolist(), len(est)]
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         sl = slice(lo, hi)
-        key = (str(keys[lo][0]), str(keys[lo][1]), int(keys[lo][2]))
+        key = (str(est[lo]), str(cfg[lo]), int(ep[lo]))
         label, config = (stats or {}).get(key, (None,) * 5)[3:5]
         out.append(
             PointSet(
