@@ -14,7 +14,6 @@ names the scores table, since estbench cannot tell what such SQL changed)."""
 from __future__ import annotations
 
 import re
-from typing import Sequence
 
 KEY = ("space", "estimator", "config_hash", "epoch", "seed", "arch_id")
 
@@ -34,13 +33,14 @@ ORDER BY s.space, s.estimator, s.config_hash, s.epoch, s.seed, s.arch_id
 _MATCH = " AND ".join(f"s.{c} = t.{c}" for c in KEY)
 
 
-def write_scores(con, data: dict[str, list], columns: Sequence[str], keep_means: bool = True) -> int:
-    """Insert score rows (existing keys skipped) and recompute the means of every key
-    they touch; the number of rows inserted. ``keep_means`` is False only for a schema
-    before ``MEANS_VERSION`` (a test playing an older estbench)."""
+def write_scores(con, data: dict[str, list], keep_means: bool = True) -> int:
+    """Insert score rows (``SCORE_COLUMNS`` lists; existing keys skipped) and recompute
+    the means of every key they touch; the number of rows inserted. ``keep_means`` is
+    False only for a schema before ``MEANS_VERSION`` (a test playing an older estbench)."""
+    from estbench.store.rows import SCORE_COLUMNS
     from estbench.store.store import _insert_columns
 
-    inserted = _insert_columns(con, "scores", columns, data)
+    inserted = _insert_columns(con, "scores", SCORE_COLUMNS, data)
     if inserted and keep_means:
         refresh(con, data)
     return inserted

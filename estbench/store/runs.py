@@ -92,7 +92,6 @@ class RunsMixin:
         """Insert score rows (existing keys left untouched) and add what was inserted to
         the run's ``n_written``, in one transaction; returns the rows inserted."""
         from estbench.store import means
-        from estbench.store.rows import SCORE_COLUMNS
         from estbench.store.store import score_columns
 
         if not rows:
@@ -100,7 +99,7 @@ class RunsMixin:
         data = score_columns(rows)
 
         def work(con) -> int:
-            inserted = means.write_scores(con, data, SCORE_COLUMNS, self._keeps_means) or 0
+            inserted = means.write_scores(con, data, self._keeps_means) or 0
             con.execute("UPDATE runs SET n_written = n_written + ? WHERE run_id = ?", [inserted, run_id])
             return inserted
 

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from estbench.store import means
-from estbench.store.rows import SCORE_COLUMNS, ScoreKey, ScoreRow
+from estbench.store.rows import ScoreKey, ScoreRow
 from estbench.store.sql import load_sql
 
 
@@ -21,7 +21,7 @@ class ScoresMixin:
         if not rows:
             return 0
         data = score_columns(rows)
-        self._write(lambda con: means.write_scores(con, data, SCORE_COLUMNS, self._keeps_means), "writing scores")
+        self._write(lambda con: means.write_scores(con, data, self._keeps_means), "writing scores")
         return len(rows)
 
     def replace_scores(self, space: str, estimator: str, config_hash: str, rows: Sequence[ScoreRow]) -> None:
@@ -38,8 +38,7 @@ class ScoresMixin:
             )
             if self._keeps_means:
                 means.drop_group(con, space, estimator, config_hash)
-            if rows:
-                means.write_scores(con, data, SCORE_COLUMNS, self._keeps_means)
+            means.write_scores(con, data, self._keeps_means)
 
         self._write(work, "replacing scores")
 
